@@ -1,0 +1,20 @@
+# The two commands the README opens with. Both install what is missing first.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+
+.PHONY: install demo test test-fast lint
+
+install:
+	$(PIP) install -q -e ".[test]"
+
+demo: install
+	$(PYTHON) -m prompt_tuning.demo
+
+test: install
+	$(PYTHON) -m pytest -q
+
+test-fast: install
+	$(PYTHON) -m pytest -q -m "not slow"
+
+lint:
+	ruff check . && ruff format --check .

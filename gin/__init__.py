@@ -1,0 +1,1 @@
+"""Gin files shipped with prompt_tuning (installed as `prompt_tuning.gin_configs`)."""

@@ -1,0 +1,83 @@
+"""Device mesh, logical-axis rules and the shardings of params, prompt and batch.
+
+Every parameter and activation is annotated with *logical* axis names
+('embed', 'mlp', 'heads', ...). The rules below map them onto the two *mesh*
+axes, 'data' and 'model', exactly as T5X's default rules do, so a gin file
+changes parallelism by changing the mesh shape alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+MESH_AXES = ("data", "model")
+
+LogicalRules = Sequence[tuple[str, str | None]]
+
+DEFAULT_RULES: LogicalRules = (
+    ("batch", "data"),
+    ("vocab", "model"),
+    ("mlp", "model"),
+    ("heads", "model"),
+    ("joined_kv", "model"),
+    ("embed", None),
+    ("kv", None),
+    ("length", None),
+    ("relpos_buckets", None),
+    ("layers", None),
+    # The prompt is replicated so that a prompt checkpoint is one small array.
+    ("prompt", None),
+    ("prompt_embed", None),
+)
+
+
+def make_mesh(
+    mesh_shape: Sequence[int] = (-1, 1),
+    axis_names: Sequence[str] = MESH_AXES,
+    devices: Sequence[jax.Device] | None = None,
+) -> Mesh:
+    """Builds a mesh over all (global) devices; one `-1` entry takes the rest.
+
+    Args:
+      mesh_shape: size of each mesh axis, e.g. `(4, 2)` for data=4, model=2.
+      axis_names: names of the mesh axes.
+      devices: defaults to `jax.devices()`, i.e. every device of every process.
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    shape = list(mesh_shape)
+    if shape.count(-1) > 1:
+        raise ValueError(f"mesh_shape {tuple(mesh_shape)} has more than one -1.")
+    known = int(np.prod([s for s in shape if s != -1]))
+    if -1 in shape:
+        if len(devices) % known:
+            raise ValueError(f"{len(devices)} devices do not divide into mesh {tuple(mesh_shape)}.")
+        shape[shape.index(-1)] = len(devices) // known
+    if int(np.prod(shape)) != len(devices):
+        raise ValueError(
+            f"mesh_shape {tuple(mesh_shape)} needs {int(np.prod(shape))} devices, "
+            f"but {len(devices)} are available."
+        )
+    return jax.make_mesh(tuple(shape), tuple(axis_names), devices=devices)
+
+
+def logical_to_sharding(
+    logical_axes: Any, mesh: Mesh, rules: LogicalRules = DEFAULT_RULES
+) -> Any:
+    """Maps a pytree of logical `PartitionSpec`s to a pytree of `NamedSharding`s."""
+    return nn.logical_to_mesh_sharding(logical_axes, mesh, list(rules))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """A sharding that holds a full copy on every device (used for the prompt)."""
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharding(mesh: Mesh, rules: LogicalRules = DEFAULT_RULES) -> NamedSharding:
+    """Sharding of a `[batch, length]` input array: batch split over 'data'."""
+    return logical_to_sharding(PartitionSpec("batch", "length"), mesh, rules)

@@ -1,0 +1,58 @@
+"""Installs `prompt_tuning`, its SeqIO task registrations and its gin files."""
+
+from setuptools import find_packages, setup
+
+CORE = [
+    "jax>=0.7",
+    "flax>=0.11",
+    "optax",
+    "orbax-checkpoint",
+    "tensorstore",
+    "seqio",
+    "tensorflow-datasets",
+    "gin-config",
+    "sentencepiece",
+    "safetensors",
+    "etils[epath]",
+    "msgpack",
+]
+
+EXTRAS = {
+    # torch is pinned to the CPU build on disk here; on a new machine install it from
+    # PyTorch's CPU index first (see README) so pip does not pull CUDA wheels.
+    "test": [
+        "pytest",
+        "pytest-xdist",
+        "torch==2.13.0",
+        "transformers",
+        "peft",
+        "nbclient",
+        "nbformat",
+        "ipykernel",
+        "matplotlib",
+        "ruff",
+    ],
+    "gpu": ["jax[cuda12]"],
+}
+
+setup(
+    name="prompt_tuning",
+    version="0.1.0",
+    description="Prompt tuning of T5 (Lester et al. 2021) on current JAX / Flax.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    # tasks/ and gin/ live at the top of the repository but install *inside* the
+    # package, so nothing called `tasks` or `gin` leaks into site-packages.
+    packages=find_packages(include=["prompt_tuning", "prompt_tuning.*"])
+    + ["prompt_tuning.tasks", "prompt_tuning.gin_configs"],
+    package_dir={"prompt_tuning.tasks": "tasks", "prompt_tuning.gin_configs": "gin"},
+    package_data={
+        "prompt_tuning.gin_configs": ["**/*.gin"],
+        "prompt_tuning.tasks": ["data/**/*"],
+        "prompt_tuning": ["assets/**/*"],
+    },
+    install_requires=CORE,
+    extras_require=EXTRAS,
+)
