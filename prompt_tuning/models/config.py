@@ -92,3 +92,53 @@ def get_config(name: str, **overrides) -> T5Config:
         hint = f" Did you mean {', '.join(near)}?" if near else ""
         raise KeyError(f"Unknown T5 config {name!r}.{hint} Known: {', '.join(sorted(CONFIGS))}.")
     return CONFIGS[name].replace(**overrides)
+
+
+def _num_layers(stack: dict) -> int:
+    return sum(1 for k in stack if k.startswith("layers_"))
+
+
+def config_from_params(params: dict, **options) -> T5Config:
+    """Infers the architecture from a T5X-named parameter tree (unscanned).
+
+    Reads d_model and vocab from `token_embedder/embedding [V, d]`, heads and
+    buckets from `encoder/relpos_bias/rel_embedding [heads, buckets]`, d_kv from
+    `query/kernel [d, heads * d_kv]`, d_ff and gating from `mlp/wi(_0)/kernel`,
+    tied logits from the absence of `decoder/logits_dense`. `options` sets the
+    execution fields (dtype, remat_policy, ...) that shapes cannot tell.
+
+    Raises:
+      ValueError: when the tree is not a T5 encoder-decoder tree.
+    """
+    try:
+        vocab, d_model = params["token_embedder"]["embedding"].shape
+        encoder, decoder = params["encoder"], params["decoder"]
+        heads, buckets = encoder["relpos_bias"]["rel_embedding"].shape
+        layer = encoder["layers_0"]
+        joined_kv = layer["attention"]["query"]["kernel"].shape[1]
+        mlp = layer["mlp"]
+        gated = "wi_0" in mlp
+        d_ff = (mlp["wi_0"] if gated else mlp["wi"])["kernel"].shape[1]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(
+            f"Not a T5X encoder-decoder parameter tree (missing or malformed {e}); "
+            f"top-level keys are {sorted(params) if isinstance(params, dict) else type(params)}."
+        ) from e
+    if joined_kv % heads:
+        raise ValueError(
+            f"query kernel width {joined_kv} is not a multiple of the {heads} heads "
+            "implied by encoder/relpos_bias/rel_embedding."
+        )
+    return T5Config(
+        vocab_size=int(vocab),
+        d_model=int(d_model),
+        num_heads=int(heads),
+        d_kv=int(joined_kv // heads),
+        d_ff=int(d_ff),
+        num_encoder_layers=_num_layers(encoder),
+        num_decoder_layers=_num_layers(decoder),
+        relative_attention_num_buckets=int(buckets),
+        mlp_activations=("gelu", "linear") if gated else ("relu",),
+        logits_via_embedding="logits_dense" not in decoder,
+        **options,
+    )
