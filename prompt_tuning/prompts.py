@@ -1,15 +1,140 @@
-"""How a soft prompt `[P, d]` joins the embedded encoder input, and its masks.
+"""The soft prompt `[P, d]`: how it is initialised and how it joins the input.
 
-Pure functions over arrays; the model calls `combine` right after the token
-embedding, so everything downstream (relative positions, attention masks,
-cross-attention) simply sees a longer input.
+Initialisers are pure functions `(rng, shape) -> [P, d]` (the closures below
+capture what each one needs: the embedding table, a vocabulary, a file). The
+model calls `combine` right after the token embedding, so everything downstream
+(relative positions, attention masks, cross-attention) simply sees a longer input.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
 from typing import Literal
 
+import jax
 import jax.numpy as jnp
+import numpy as np
+
+PromptInit = Callable[[jax.Array, tuple[int, int]], jax.Array]
+
+# The original code samples from the first 5,000 SentencePiece ids, which are
+# ordered by frequency in the T5 vocabulary.
+NUM_FREQUENT_TOKENS = 5000
+
+
+def random_uniform(scale: float = 0.5) -> PromptInit:
+    """Uniform in `[-scale, scale]` (the original's default scale is 0.5)."""
+
+    def init(rng: jax.Array, shape: tuple[int, int]) -> jax.Array:
+        return jax.random.uniform(rng, shape, jnp.float32, -scale, scale)
+
+    return init
+
+
+def sampled_vocab(embedding: jax.Array, num_tokens: int = NUM_FREQUENT_TOKENS) -> PromptInit:
+    """Rows copied from the embeddings of tokens drawn among the `num_tokens` most frequent.
+
+    Args:
+      embedding: `[vocab, embed]` token embedding table of the frozen model.
+      num_tokens: size of the population; draws are without replacement while
+        the prompt is not longer than the population.
+    """
+
+    def init(rng: jax.Array, shape: tuple[int, int]) -> jax.Array:
+        _check_width(embedding, shape)
+        population = min(num_tokens, embedding.shape[0])
+        ids = jax.random.choice(rng, population, (shape[0],), replace=shape[0] > population)
+        return jnp.asarray(embedding, jnp.float32)[ids]
+
+    return init
+
+
+def class_labels(
+    embedding: jax.Array,
+    label_token_ids: Sequence[Sequence[int]],
+    fallback: PromptInit | None = None,
+) -> PromptInit:
+    """The first rows are the mean sub-token embedding of each class label.
+
+    Args:
+      embedding: `[vocab, embed]` token embedding table.
+      label_token_ids: the token ids of each label string (no EOS), e.g. the
+        vocabulary's encoding of `["negative", "positive"]`.
+      fallback: initialiser for the remaining `P - num_labels` rows
+        (default: `sampled_vocab(embedding)`, as in the paper).
+    """
+    if not label_token_ids or any(len(ids) == 0 for ids in label_token_ids):
+        raise ValueError(f"Every class label needs at least one token; got {label_token_ids}.")
+    fallback = fallback or sampled_vocab(embedding)
+    table = jnp.asarray(embedding, jnp.float32)
+    label_rows = jnp.stack([table[jnp.asarray(ids)].mean(axis=0) for ids in label_token_ids])
+
+    def init(rng: jax.Array, shape: tuple[int, int]) -> jax.Array:
+        _check_width(embedding, shape)
+        if shape[0] < len(label_rows):
+            raise ValueError(
+                f"Prompt length {shape[0]} is shorter than the {len(label_rows)} class labels."
+            )
+        rest = fallback(rng, (shape[0] - len(label_rows), shape[1]))
+        return jnp.concatenate([label_rows, rest], axis=0)
+
+    return init
+
+
+def from_text(embedding: jax.Array, token_ids: Sequence[int]) -> PromptInit:
+    """Embeds a text's tokens, repeated or cut to the prompt length."""
+    if not token_ids:
+        raise ValueError("from_text needs a non-empty text.")
+
+    def init(rng: jax.Array, shape: tuple[int, int]) -> jax.Array:
+        del rng
+        _check_width(embedding, shape)
+        ids = np.resize(np.asarray(token_ids), shape[0])
+        return jnp.asarray(embedding, jnp.float32)[ids]
+
+    return init
+
+
+def from_file(path: str | os.PathLike) -> PromptInit:
+    """Loads a `.npy` prompt and checks it has exactly the requested shape."""
+
+    def init(rng: jax.Array, shape: tuple[int, int]) -> jax.Array:
+        del rng
+        prompt = load_prompt(path)
+        if prompt.shape != tuple(shape):
+            raise ValueError(
+                f"Prompt file {path} holds a prompt of shape {prompt.shape}, but this run "
+                f"needs {tuple(shape)} (prompt length, d_model)."
+            )
+        return jnp.asarray(prompt)
+
+    return init
+
+
+def load_prompt(path: str | os.PathLike) -> np.ndarray:
+    """Reads a `[P, d]` float prompt from `.npy`, refusing anything else."""
+    try:
+        prompt = np.load(path, allow_pickle=False)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"Prompt file {path} does not exist.") from e
+    except ValueError as e:
+        raise ValueError(f"Prompt file {path} is not a readable .npy array: {e}") from e
+    if prompt.ndim != 2 or not np.issubdtype(prompt.dtype, np.floating):
+        raise ValueError(
+            f"Prompt file {path} must hold a 2-D float array [P, d]; "
+            f"got shape {prompt.shape} dtype {prompt.dtype}."
+        )
+    if not np.isfinite(prompt).all():
+        raise ValueError(f"Prompt file {path} contains NaN or Inf values.")
+    return prompt.astype(np.float32)
+
+
+def _check_width(embedding: jax.Array, shape: tuple[int, int]) -> None:
+    if embedding.shape[1] != shape[1]:
+        raise ValueError(
+            f"Prompt width {shape[1]} differs from the model's d_model {embedding.shape[1]}."
+        )
 
 PromptPosition = Literal["prefix", "prefix_after_bos", "suffix"]
 POSITIONS: tuple[str, ...] = ("prefix", "prefix_after_bos", "suffix")

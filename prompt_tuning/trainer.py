@@ -1,0 +1,227 @@
+"""Prompt-only train step, eval scoring step and the training loop.
+
+The frozen parameter tree is passed to every step as a plain argument that is
+never differentiated: `jax.value_and_grad(loss_fn)` takes the gradient with
+respect to the prompt alone, so XLA never materialises weight gradients or
+optimizer state for the model (what lets T5-XXL prompt tuning fit on one chip).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from prompt_tuning.models import T5
+
+Batch = Mapping[str, jax.Array]
+Params = Any
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything training changes: the prompt, its optimizer state, the step."""
+
+    step: jax.Array  # [] int32
+    prompt: jax.Array  # [P, d] float32
+    opt_state: optax.OptState
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """The original code's loss: token cross-entropy plus T5X's z-loss."""
+
+    z_loss: float = 1e-4
+    label_smoothing: float = 0.0
+
+
+def make_optimizer(
+    learning_rate: float = 0.3,
+    decay_rate: float = 0.8,
+    weight_decay_rate: float | None = 1e-5,
+    clipping_threshold: float | None = 1.0,
+) -> optax.GradientTransformation:
+    """Adafactor as the original prompt-tuning gin files configure it.
+
+    Constant learning rate, no parameter scaling, and no factoring: the prompt is
+    small enough for a full second-moment estimate.
+    """
+    return optax.adafactor(
+        learning_rate=learning_rate,
+        decay_rate=decay_rate,
+        multiply_by_parameter_scale=False,
+        weight_decay_rate=weight_decay_rate,
+        clipping_threshold=clipping_threshold,
+        factored=False,
+    )
+
+
+def init_state(prompt: jax.Array, optimizer: optax.GradientTransformation) -> TrainState:
+    """Fresh state at step 0 for a `[P, d]` prompt."""
+    prompt = jnp.asarray(prompt, jnp.float32)
+    return TrainState(step=jnp.zeros((), jnp.int32), prompt=prompt, opt_state=optimizer.init(prompt))
+
+
+def token_losses(
+    logits: jax.Array, targets: jax.Array, loss: LossConfig
+) -> tuple[jax.Array, jax.Array]:
+    """Per-token cross-entropy and z-loss.
+
+    Args:
+      logits: `[batch, length, vocab]` float32.
+      targets: `[batch, length]` int token ids.
+
+    Returns:
+      `(cross_entropy, z_loss)`, each `[batch, length]`; z-loss is
+      `z * logsumexp(logits)**2`, which keeps the softmax normaliser near 1.
+    """
+    vocab = logits.shape[-1]
+    confidence = 1.0 - loss.label_smoothing
+    low = loss.label_smoothing / (vocab - 1) if vocab > 1 else 0.0
+    soft = jax.nn.one_hot(targets, vocab, on_value=confidence, off_value=low, dtype=logits.dtype)
+    log_z = jax.nn.logsumexp(logits, axis=-1)
+    cross_entropy = log_z - jnp.sum(soft * logits, axis=-1)
+    return cross_entropy, loss.z_loss * jnp.square(log_z)
+
+
+def batch_loss(
+    model: T5,
+    prompt: jax.Array,
+    frozen: Params,
+    batch: Batch,
+    loss: LossConfig,
+    *,
+    dropout_rng: jax.Array | None = None,
+    prompt_position: str = "prefix",
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Summed token loss of a batch and the sums needed to normalise and report it.
+
+    `batch` has `encoder_input_tokens [b, l]`, `decoder_input_tokens [b, t]`,
+    `decoder_target_tokens [b, t]` and `decoder_loss_weights [b, t]`, as seqio's
+    `EncDecFeatureConverter` produces them.
+    """
+    rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
+    logits = model.apply(
+        {"params": frozen},
+        batch["encoder_input_tokens"],
+        batch["decoder_input_tokens"],
+        prompt=prompt,
+        prompt_position=prompt_position,
+        enable_dropout=dropout_rng is not None,
+        rngs=rngs,
+    )
+    weights = batch["decoder_loss_weights"].astype(jnp.float32)
+    cross_entropy, z = token_losses(logits, batch["decoder_target_tokens"], loss)
+    correct = (jnp.argmax(logits, -1) == batch["decoder_target_tokens"]) * weights
+    sums = {
+        "cross_entropy": jnp.sum(cross_entropy * weights),
+        "z_loss": jnp.sum(z * weights),
+        "tokens": jnp.sum(weights),
+        "correct_tokens": jnp.sum(correct),
+    }
+    return sums["cross_entropy"] + sums["z_loss"], sums
+
+
+def _split_microbatches(batch: Batch, num_microbatches: int) -> Batch:
+    """`[b, ...]` -> `[num_microbatches, b // num_microbatches, ...]`."""
+
+    def split(x: jax.Array) -> jax.Array:
+        if x.shape[0] % num_microbatches:
+            raise ValueError(
+                f"Batch size {x.shape[0]} is not divisible into {num_microbatches} microbatches."
+            )
+        return x.reshape(num_microbatches, x.shape[0] // num_microbatches, *x.shape[1:])
+
+    return jax.tree.map(split, dict(batch))
+
+
+def make_train_step(
+    model: T5,
+    optimizer: optax.GradientTransformation,
+    loss: LossConfig = LossConfig(),
+    *,
+    num_microbatches: int = 1,
+    dropout: bool = False,
+    prompt_position: str = "prefix",
+) -> Callable[[TrainState, Params, Batch, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
+    """Builds `step(state, frozen, batch, rng) -> (state, metrics)`, to be jitted.
+
+    The loss is averaged over the batch's target tokens; with `num_microbatches`
+    > 1 the gradient of the summed loss is accumulated over microbatches first,
+    so the result equals one large batch up to float summation order.
+    """
+
+    def summed_loss(prompt, frozen, microbatch, rng):
+        return batch_loss(
+            model, prompt, frozen, microbatch, loss,
+            dropout_rng=rng if dropout else None, prompt_position=prompt_position,
+        )
+
+    # argnums=0: the gradient is taken with respect to the prompt only.
+    grad_fn = jax.value_and_grad(summed_loss, argnums=0, has_aux=True)
+
+    def step(state: TrainState, frozen: Params, batch: Batch, rng: jax.Array):
+        rng = jax.random.fold_in(rng, state.step)
+        if num_microbatches == 1:
+            (_, sums), grad = grad_fn(state.prompt, frozen, batch, rng)
+        else:
+            def accumulate(carry, indexed):
+                index, microbatch = indexed
+                (_, mb_sums), mb_grad = grad_fn(
+                    state.prompt, frozen, microbatch, jax.random.fold_in(rng, index)
+                )
+                return jax.tree.map(jnp.add, carry, (mb_grad, mb_sums)), None
+
+            micro = _split_microbatches(batch, num_microbatches)
+            zeros = (jnp.zeros_like(state.prompt), dict.fromkeys(
+                ("cross_entropy", "z_loss", "tokens", "correct_tokens"), jnp.zeros((), jnp.float32)
+            ))
+            (grad, sums), _ = jax.lax.scan(
+                accumulate, zeros, (jnp.arange(num_microbatches), micro)
+            )
+        tokens = jnp.maximum(sums["tokens"], 1.0)
+        grad = grad / tokens
+        updates, opt_state = optimizer.update(grad, state.opt_state, state.prompt)
+        prompt = optax.apply_updates(state.prompt, updates)
+        metrics = {
+            "loss": (sums["cross_entropy"] + sums["z_loss"]) / tokens,
+            "cross_entropy": sums["cross_entropy"] / tokens,
+            "z_loss": sums["z_loss"] / tokens,
+            "token_accuracy": sums["correct_tokens"] / tokens,
+            "tokens": sums["tokens"],
+            "grad_norm": optax.global_norm(grad),
+        }
+        return TrainState(step=state.step + 1, prompt=prompt, opt_state=opt_state), metrics
+
+    return step
+
+
+def sequence_log_likelihoods(
+    model: T5,
+    prompt: jax.Array | None,
+    frozen: Params,
+    batch: Batch,
+    *,
+    prompt_position: str = "prefix",
+) -> jax.Array:
+    """Sum of target-token log-probabilities per example: `[batch]`.
+
+    The scoring primitive of rank classification: each row of `batch` pairs an
+    input with one candidate label; the best-scoring label is the prediction.
+    `prompt` may be `[P, d]` or `[batch, P, d]` (ensembles, mixed tasks).
+    """
+    logits = model.apply(
+        {"params": frozen},
+        batch["encoder_input_tokens"],
+        batch["decoder_input_tokens"],
+        prompt=prompt,
+        prompt_position=prompt_position,
+    )
+    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    target_lp = jnp.take_along_axis(log_probs, batch["decoder_target_tokens"][..., None], -1)[..., 0]
+    return jnp.sum(target_lp * batch["decoder_loss_weights"], axis=-1)
