@@ -1,0 +1,486 @@
+"""The gin-configurable jobs: `train`, `evaluate` and `infer`.
+
+This is the one place where gin meets the library. Each job reads three specs
+(which frozen model, which prompt, which data), builds the mesh, loads the
+frozen tree straight into its shards, and hands pure functions from
+`trainer.py` / `evaluation.py` to jit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import gin
+import jax
+import jax.numpy as jnp
+import numpy as np
+import seqio
+from etils import epath
+
+from prompt_tuning import checkpoints, evaluation, input_pipeline, partitioning, prompts, trainer
+from prompt_tuning.checkpoints import state as run_state
+from prompt_tuning.models import T5, T5Config, get_config, stack_layers
+
+log = logging.getLogger(__name__)
+
+gin.external_configurable(partitioning.make_mesh, "make_mesh")
+gin.external_configurable(trainer.make_optimizer, "make_optimizer")
+gin.external_configurable(trainer.LossConfig, "LossConfig")
+
+# Architecture fields a named model must agree on with the checkpoint it loads.
+_ARCHITECTURE = (
+    "vocab_size", "d_model", "num_heads", "d_kv", "d_ff", "num_encoder_layers",
+    "num_decoder_layers", "relative_attention_num_buckets", "mlp_activations",
+    "logits_via_embedding",
+)
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or go on; the message says why and what to do."""
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """The frozen model: where its checkpoint is and how to execute it.
+
+    `name` (e.g. "t5_1_1_base") is optional; when given, the checkpoint's shapes
+    must match that named architecture.
+    """
+
+    checkpoint_path: str = gin.REQUIRED
+    name: str | None = None
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+    remat_policy: str = "none"
+    scan_layers: bool = False
+    dropout_rate: float = 0.0
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class PromptSpec:
+    """Length, initialiser and position of the soft prompt."""
+
+    length: int = 100
+    init: Callable[..., prompts.PromptInit] = gin.REQUIRED
+    position: str = "prefix"
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Which task, how long its features are, and how it is batched."""
+
+    mixture_or_task_name: str = gin.REQUIRED
+    task_feature_lengths: Mapping[str, int] = gin.REQUIRED
+    batch_size: int = 32
+    seed: int = 0
+    train_split: str = "train"
+    eval_split: str = "validation"
+
+
+# ---------------------------------------------------------------- prompt inits
+# Each factory gets what any initialiser could need and returns a PromptInit.
+
+
+@gin.configurable
+def random_uniform_init(*, scale: float = 0.5, **_) -> prompts.PromptInit:
+    return prompts.random_uniform(scale)
+
+
+@gin.configurable
+def sampled_vocab_init(
+    *, embedding: np.ndarray, num_tokens: int = prompts.NUM_FREQUENT_TOKENS, **_
+) -> prompts.PromptInit:
+    return prompts.sampled_vocab(embedding, num_tokens)
+
+
+@gin.configurable
+def class_labels_init(
+    *,
+    embedding: np.ndarray,
+    vocabulary: seqio.Vocabulary,
+    task_labels: Sequence[str] | None,
+    labels: Sequence[str] | None = None,
+    **_,
+) -> prompts.PromptInit:
+    """Class-label init; `labels=None` uses the task's own label strings."""
+    labels = labels or task_labels
+    if not labels:
+        raise RunError(
+            "class_labels init needs label strings: the task declares none, so set "
+            "CLASS_LABELS (e.g. --gin.CLASS_LABELS=\"['negative','positive']\")."
+        )
+    ids = [list(vocabulary.encode(label)) for label in labels]
+    return prompts.class_labels(embedding, ids)
+
+
+@gin.configurable
+def from_text_init(
+    *, embedding: np.ndarray, vocabulary: seqio.Vocabulary, text: str = gin.REQUIRED, **_
+) -> prompts.PromptInit:
+    return prompts.from_text(embedding, list(vocabulary.encode(text)))
+
+
+@gin.configurable
+def from_file_init(*, path: str = gin.REQUIRED, **_) -> prompts.PromptInit:
+    return prompts.from_file(path)
+
+
+# --------------------------------------------------------------- shared set-up
+
+
+def load_frozen(spec: ModelSpec, mesh: jax.sharding.Mesh) -> tuple[T5Config, Any]:
+    """Loads the checkpoint into its shards and applies the execution options."""
+    if not spec.checkpoint_path:
+        raise RunError(
+            "No frozen model checkpoint: set INITIAL_CHECKPOINT_PATH (a gin/models/*.gin file "
+            "does, or pass --gin.INITIAL_CHECKPOINT_PATH=PATH)."
+        )
+    config, frozen = checkpoints.load(spec.checkpoint_path, dtype=spec.param_dtype, mesh=mesh)
+    if spec.name:
+        expected = get_config(spec.name)
+        wrong = [
+            f"{f}: checkpoint {getattr(config, f)} vs {spec.name} {getattr(expected, f)}"
+            for f in _ARCHITECTURE
+            if getattr(config, f) != getattr(expected, f)
+        ]
+        if wrong:
+            raise RunError(
+                f"Checkpoint {spec.checkpoint_path} does not match model {spec.name!r}: "
+                + "; ".join(wrong)
+            )
+    config = config.replace(
+        dtype=spec.dtype, param_dtype=spec.param_dtype, remat_policy=spec.remat_policy,
+        scan_layers=spec.scan_layers, dropout_rate=spec.dropout_rate,
+    )
+    if config.scan_layers:
+        frozen = stack_layers(frozen, config)
+    return config, frozen
+
+
+def check_vocabulary(task: seqio.Task | seqio.Mixture, config: T5Config) -> seqio.Vocabulary:
+    """The task's vocabulary must index the model's embedding table."""
+    vocabulary = task.output_features["inputs"].vocabulary
+    size = vocabulary.vocab_size
+    # Checkpoints pad the embedding table (e.g. 32100 -> 32128); more is a mismatch.
+    if not size <= config.vocab_size < size + 1024:
+        raise RunError(
+            f"Vocabulary mismatch: task {task.name!r} uses a vocabulary of {size} tokens but the "
+            f"model's embedding table has {config.vocab_size} rows. Use the task variant built "
+            "for this model's vocabulary."
+        )
+    return vocabulary
+
+
+def task_labels(task: seqio.Task | seqio.Mixture) -> list[str] | None:
+    """The label strings a classification task declares (None for generative tasks)."""
+    from prompt_tuning.data import class_labels
+
+    return class_labels(task.name)
+
+
+# -------------------------------------------------------------------- model dir
+
+CONFIG_FILE = "config.gin"
+# Bindings that may change when a run is resumed (e.g. to train longer).
+_RESUMABLE_CHANGES = ("TRAIN_STEPS", "train.train_steps", "train.log_every", "train.eval_every")
+
+
+def _run_identity(config_text: str) -> list[str]:
+    return [
+        line for line in config_text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+        and not line.split("=")[0].strip().startswith(_RESUMABLE_CHANGES)
+    ]
+
+
+def claim_model_dir(model_dir: str, config_text: str) -> None:
+    """Writes the run's gin config, or checks it against the one already there."""
+    path = epath.Path(model_dir) / CONFIG_FILE
+    if path.exists():
+        old, new = _run_identity(path.read_text()), _run_identity(config_text)
+        if old != new:
+            changed = sorted(set(old).symmetric_difference(new))[:6]
+            raise RunError(
+                f"MODEL_DIR {model_dir} holds a different run (its {CONFIG_FILE} differs in: "
+                + " | ".join(changed)
+                + "). Use a new MODEL_DIR, or re-run with the same config to resume."
+            )
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{CONFIG_FILE}.tmp"
+    tmp.write_text(config_text)
+    tmp.rename(path)
+
+
+class MetricsWriter:
+    """Appends one JSON object per record to `MODEL_DIR/metrics.jsonl`."""
+
+    def __init__(self, model_dir: str):
+        self._path = epath.Path(model_dir) / "metrics.jsonl"
+        self._enabled = jax.process_index() == 0
+
+    def write(self, step: int, kind: str, values: Mapping[str, float]) -> None:
+        if self._enabled:
+            record = {"step": step, "kind": kind, **{k: float(v) for k, v in values.items()}}
+            with self._path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def _progress(step: int, total: int, loss: float, steps_per_s: float, tokens_per_s: float) -> str:
+    eta = (total - step) / steps_per_s if steps_per_s > 0 else float("inf")
+    eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if np.isfinite(eta) else "?"
+    return (
+        f"step {step}/{total}  loss {loss:.4f}  {steps_per_s:.2f} steps/s  "
+        f"{tokens_per_s:,.0f} tokens/s  ETA {eta_text}"
+    )
+
+
+# ------------------------------------------------------------------------ train
+
+
+@gin.configurable
+def train(
+    *,
+    model_dir: str = gin.REQUIRED,
+    model: ModelSpec = gin.REQUIRED,
+    prompt: PromptSpec = gin.REQUIRED,
+    data: DataSpec = gin.REQUIRED,
+    train_steps: int = gin.REQUIRED,
+    save_every: int = 1000,
+    keep_states: int = 3,
+    log_every: int = 10,
+    eval_every: int = 0,
+    max_eval_examples: int | None = None,
+    num_microbatches: int = 1,
+    optimizer: Any = None,
+    loss: trainer.LossConfig | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+    print_fn: Callable[[str], None] = print,
+) -> np.ndarray:
+    """Trains a prompt on a frozen T5; resumes from MODEL_DIR's latest state.
+
+    Returns the final prompt `[P, d]`.
+    """
+    mesh = mesh or partitioning.make_mesh()
+    claim_model_dir(model_dir, gin.config_str())
+    config, frozen = load_frozen(model, mesh)
+    task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)
+    vocabulary = check_vocabulary(task, config)
+    t5 = T5(config)
+    optimizer = optimizer or trainer.make_optimizer()
+    replicated = partitioning.replicated(mesh)
+
+    checkpointer = run_state.StateCheckpointer(model_dir, max_to_keep=keep_states)
+    start = checkpointer.latest_step()
+    if start is None:
+        init = prompt.init(
+            embedding=np.asarray(jax.device_get(frozen["token_embedder"]["embedding"]), np.float32),
+            vocabulary=vocabulary,
+            task_labels=task_labels(task),
+        )
+        initial = init(jax.random.key(data.seed), (prompt.length, config.d_model))
+        state = jax.device_put(trainer.init_state(initial, optimizer), replicated)
+        start = 0
+    else:
+        abstract = jax.eval_shape(
+            lambda: trainer.init_state(jnp.zeros((prompt.length, config.d_model)), optimizer)
+        )
+        abstract = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), abstract
+        )
+        state, _ = checkpointer.restore(start, abstract)
+        print_fn(f"Resuming from step {start} in {model_dir}.")
+
+    step_fn = trainer.make_train_step(
+        t5, optimizer, loss or trainer.LossConfig(), num_microbatches=num_microbatches,
+        dropout=config.dropout_rate > 0, prompt_position=prompt.position,
+    )
+    param_shardings = jax.tree.map(lambda x: x.sharding, frozen)
+    batch_sharding = partitioning.batch_sharding(mesh)
+    jit_step = jax.jit(
+        step_fn,
+        in_shardings=(replicated, param_shardings, batch_sharding, replicated),
+        out_shardings=(replicated, replicated),
+        donate_argnums=(0,),
+    )
+    dataset = input_pipeline.train_dataset(
+        data.mixture_or_task_name, data.task_feature_lengths, data.batch_size,
+        seed=data.seed, start_step=start, split=data.train_split,
+    )
+    batches = input_pipeline.global_batches(dataset, batch_sharding)
+    writer = MetricsWriter(model_dir)
+    rng = jax.device_put(jax.random.key(data.seed + 1), replicated)
+
+    def save(step: int) -> None:
+        host_prompt = np.asarray(jax.device_get(state.prompt))
+        if not np.isfinite(host_prompt).all():
+            raise RunError(f"The prompt became NaN/Inf by step {step}; nothing was saved for it.")
+        checkpointer.save(step, state, {"step": step, "examples": step * data.batch_size})
+        if jax.process_index() == 0:
+            run_state.save_prompt(model_dir, step, host_prompt)
+
+    pending: list[tuple[int, dict[str, jax.Array]]] = []
+    window_start, window_tokens = time.perf_counter(), 0.0
+    with jax.set_mesh(mesh):
+        for step in range(start + 1, train_steps + 1):
+            state, metrics = jit_step(state, frozen, next(batches), rng)
+            pending.append((step, metrics))
+            at_save = step % save_every == 0 or step == train_steps
+            if step % log_every == 0 or at_save:
+                fetched = jax.device_get(pending)
+                pending = []
+                for s, m in fetched:
+                    if not np.isfinite(m["loss"]):
+                        raise RunError(
+                            f"Loss is {m['loss']} at step {s}: stopping. The last good prompt "
+                            f"and state in {model_dir} are kept (step "
+                            f"{checkpointer.latest_step() or 'none yet'})."
+                        )
+                    writer.write(s, "train", m)
+                    window_tokens += m["tokens"]
+                elapsed = time.perf_counter() - window_start
+                print_fn(_progress(
+                    step, train_steps, float(fetched[-1][1]["loss"]),
+                    len(fetched) / elapsed, window_tokens / elapsed,
+                ))
+                window_start, window_tokens = time.perf_counter(), 0.0
+            if at_save:
+                save(step)
+            if eval_every and (step % eval_every == 0 or step == train_steps):
+                scores = evaluate_prompts(
+                    t5, frozen, state.prompt[None], task, data, max_examples=max_eval_examples,
+                    position=prompt.position,
+                )
+                writer.write(step, "eval", scores[0])
+                print_fn(f"eval @ {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores[0].items()))
+                window_start = time.perf_counter()
+    checkpointer.wait()
+    checkpointer.close()
+    return np.asarray(jax.device_get(state.prompt))
+
+
+# --------------------------------------------------------------------- evaluate
+
+
+def evaluate_prompts(
+    t5: T5,
+    frozen: Any,
+    prompt_stack: jax.Array | None,
+    task: seqio.Task | seqio.Mixture,
+    data: DataSpec,
+    *,
+    max_examples: int | None = None,
+    position: str = "prefix",
+    batch_size: int = 32,
+) -> list[dict[str, float]]:
+    """Scores `[N, P, d]` prompts (or the bare model) on the eval split of every sub-task.
+
+    Classification tasks use rank classification; others greedy decoding. Returns
+    one metrics dict per prompt, keys prefixed by sub-task name for mixtures.
+    """
+    sub_tasks = task.tasks if isinstance(task, seqio.Mixture) else [task]
+    input_length = data.task_feature_lengths["inputs"]
+    num_prompts = 1 if prompt_stack is None else prompt_stack.shape[0]
+    results: list[dict[str, float]] = [{} for _ in range(num_prompts)]
+    for sub in sub_tasks:
+        prefix = f"{sub.name}/" if len(sub_tasks) > 1 else ""
+        examples = evaluation.load_examples(sub, data.eval_split, input_length, max_examples)
+        labels = task_labels(sub)
+        for i in range(num_prompts):
+            results[i][f"{prefix}majority_baseline"] = evaluation.majority_class_accuracy(examples)
+        if labels:
+            ids = evaluation.label_token_ids(sub.output_features["targets"].vocabulary, labels)
+            scores = evaluation.rank_classify(
+                t5, frozen, prompt_stack, examples, ids, input_length=input_length,
+                batch_size=batch_size, prompt_position=position,
+            )
+            for i, per_prompt in enumerate(scores):
+                texts = [labels[j] for j in per_prompt.argmax(-1)]
+                metrics = evaluation.task_metrics(sub, examples, texts)
+                results[i].update({f"{prefix}{k}": v for k, v in metrics.items()})
+        else:
+            for i in range(num_prompts):
+                single = None if prompt_stack is None else prompt_stack[i]
+                texts = evaluation.greedy_predictions(
+                    t5, frozen, single, examples, sub.output_features["targets"].vocabulary,
+                    input_length=input_length,
+                    max_decode_length=data.task_feature_lengths.get("targets", 32),
+                    batch_size=batch_size,
+                )
+                metrics = evaluation.task_metrics(sub, examples, texts)
+                results[i].update({f"{prefix}{k}": v for k, v in metrics.items()})
+    return results
+
+
+@gin.configurable
+def evaluate(
+    *,
+    model: ModelSpec = gin.REQUIRED,
+    data: DataSpec = gin.REQUIRED,
+    prompt_files: Sequence[str] = (),
+    output_dir: str | None = None,
+    max_examples: int | None = None,
+    position: str = "prefix",
+    mesh: jax.sharding.Mesh | None = None,
+    print_fn: Callable[[str], None] = print,
+) -> list[dict[str, float]]:
+    """Evaluates one prompt file, several (scored together), or none (the bare model)."""
+    mesh = mesh or partitioning.make_mesh()
+    config, frozen = load_frozen(model, mesh)
+    task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)
+    check_vocabulary(task, config)
+    stack = None
+    if prompt_files:
+        loaded = [prompts.load_prompt(path) for path in prompt_files]
+        for path, p in zip(prompt_files, loaded, strict=True):
+            if p.shape != loaded[0].shape or p.shape[1] != config.d_model:
+                raise RunError(
+                    f"Prompt {path} has shape {p.shape}; this model needs [P, {config.d_model}] "
+                    f"and all prompts the same shape as {prompt_files[0]} {loaded[0].shape}."
+                )
+        stack = jnp.asarray(np.stack(loaded))
+    with jax.set_mesh(mesh):
+        results = evaluate_prompts(
+            T5(config), frozen, stack, task, data, max_examples=max_examples, position=position
+        )
+    names = list(prompt_files) or ["<no prompt>"]
+    for name, metrics in zip(names, results, strict=True):
+        print_fn(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+    if output_dir and jax.process_index() == 0:
+        out = epath.Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(
+            json.dumps(dict(zip(names, results, strict=True)), indent=2)
+        )
+    return results
+
+
+def run_main(job: Callable[[], Any], argv: Sequence[str]) -> int:
+    """Shared CLI body: parse gin flags, run the job, turn known errors into one line."""
+    from prompt_tuning import gin_utils
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        args = gin_utils.parse_flags(argv)
+        gin_utils.parse(args.gin_file, args.gin_bindings, args.gin_search_paths)
+        try:
+            job()
+        except RuntimeError as e:
+            if "Required bindings" in str(e):
+                raise gin_utils.required_error(e) from e
+            raise
+    except (gin_utils.GinConfigError, RunError, checkpoints.CheckpointError, ValueError,
+            FileNotFoundError) as e:
+        print(f"error: {e}", flush=True)
+        return 2
+    return 0

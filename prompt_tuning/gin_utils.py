@@ -1,0 +1,165 @@
+"""T5X-style gin flags: `--gin_file` (repeatable), `--gin.KEY=VALUE`, `--gin_search_paths`.
+
+Files are parsed in the order given and `--gin.` bindings after all files, so a
+later file or a command-line binding only ever overrides. Errors come back as one
+`GinConfigError` whose message names the binding and the nearest valid names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import re
+from collections.abc import Iterator, Sequence
+from importlib import resources
+
+import gin
+
+SHIPPED_GIN_DIR = str(resources.files("prompt_tuning.gin_configs"))
+
+
+class GinConfigError(ValueError):
+    """A gin file or binding that cannot be used as written."""
+
+
+def parse_flags(argv: Sequence[str]) -> argparse.Namespace:
+    """Parses the gin flags; anything else is an error that names it."""
+    parser = argparse.ArgumentParser(allow_abbrev=False)
+    parser.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
+    parser.add_argument(
+        "--gin_search_paths", default="", help="comma-separated directories to find gin files in"
+    )
+    args, rest = parser.parse_known_args(list(argv))
+    bindings, unknown = [], []
+    for arg in rest:
+        match = re.fullmatch(r"--gin\.([^=]+)=(.*)", arg, flags=re.S)
+        (bindings.append(f"{match.group(1)} = {match.group(2)}") if match else unknown.append(arg))
+    if unknown:
+        parser.error(f"unrecognised arguments: {' '.join(unknown)} (bindings look like --gin.KEY=VALUE)")
+    args.gin_bindings = bindings
+    args.gin_search_paths = [p for p in args.gin_search_paths.split(",") if p]
+    return args
+
+
+def _registered_names() -> list[str]:
+    return sorted({name for selector in gin.config._REGISTRY for name in _suffixes(selector)})
+
+
+def _suffixes(selector: str) -> Iterator[str]:
+    parts = selector.split(".")
+    for i in range(len(parts)):
+        yield ".".join(parts[i:])
+
+
+def _parameters_of(configurable_name: str) -> list[str]:
+    info = gin.config._REGISTRY.get_match(configurable_name)
+    if info is None:
+        return []
+    import inspect
+
+    try:
+        return list(inspect.signature(info.wrapped).parameters)
+    except (TypeError, ValueError):
+        return []
+
+
+def _explain(error: Exception) -> str:
+    """Adds the nearest valid names to gin's own unknown-name messages."""
+    text = str(error).split("\n")[0]
+    unknown_configurable = re.search(r"No configurable matching '([^']+)'", text)
+    if unknown_configurable:
+        name = unknown_configurable.group(1)
+        near = difflib.get_close_matches(name, _registered_names(), n=5, cutoff=0.4)
+        return f"Unknown gin configurable {name!r}." + (
+            f" Nearest valid names: {', '.join(near)}." if near else ""
+        )
+    unknown_param = re.search(r"Configurable '([^']+)' doesn't have a parameter named '([^']+)'", text)
+    if unknown_param:
+        configurable, param = unknown_param.groups()
+        valid = _parameters_of(configurable)
+        near = difflib.get_close_matches(param, valid, n=5, cutoff=0.4)
+        return (
+            f"Unknown gin binding {configurable}.{param}: {configurable!r} has no parameter "
+            f"{param!r}."
+            + (f" Nearest valid names: {', '.join(f'{configurable}.{n}' for n in near)}." if near else "")
+            + (f" Valid parameters: {', '.join(valid)}." if valid else "")
+        )
+    return str(error)
+
+
+def _undefined_macros() -> list[str]:
+    """Macros referenced by some binding but bound nowhere (gin only notices at call time)."""
+    config = gin.config._CONFIG
+    defined = {scope for scope, name in config if name == "gin.macro"}
+    missing: set[str] = set()
+
+    def visit(value: object) -> None:
+        if isinstance(value, gin.config.ConfigurableReference):
+            if value.configurable.name == "macro" and value.scopes[-1] not in defined:
+                missing.add(value.scopes[-1])
+        elif isinstance(value, dict):
+            for v in value.values():
+                visit(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                visit(v)
+
+    for bindings in config.values():
+        for value in bindings.values():
+            visit(value)
+    return sorted(missing)
+
+
+def parse(
+    gin_files: Sequence[str],
+    bindings: Sequence[str] = (),
+    search_paths: Sequence[str] = (),
+) -> None:
+    """Clears gin, then parses files (found on the search paths) and bindings.
+
+    The shipped `gin/` directory is always searched last, so
+    `--gin_file=models/t5_1_1_base.gin` works after a non-editable install.
+
+    Raises:
+      GinConfigError: for a missing file, an unknown configurable or parameter
+        (with the nearest valid names), a syntax error, or a referenced macro that
+        no file or binding defines.
+    """
+    gin.clear_config()
+    for path in [*search_paths, os.getcwd(), SHIPPED_GIN_DIR]:
+        gin.add_config_file_search_path(path)
+    for gin_file in gin_files:
+        try:
+            gin.parse_config_file(gin_file)
+        except OSError as e:
+            raise GinConfigError(
+                f"Gin file {gin_file!r} not found (searched {', '.join(search_paths) or 'no extra paths'}, "
+                f"the current directory and {SHIPPED_GIN_DIR})."
+            ) from e
+        except (ValueError, SyntaxError) as e:
+            raise GinConfigError(f"In gin file {gin_file}: {_explain(e)}") from e
+    for binding in bindings:
+        try:
+            gin.parse_config(binding)
+        except (ValueError, SyntaxError) as e:
+            raise GinConfigError(f"In --gin.{binding.replace(' = ', '=', 1)}: {_explain(e)}") from e
+    missing = _undefined_macros()
+    if missing:
+        raise GinConfigError(
+            f"Gin macro(s) {', '.join(missing)} are used but never set: add a gin file that "
+            f"defines them or pass --gin.{missing[0]}=VALUE."
+        )
+    gin.finalize()
+
+
+def required_error(error: RuntimeError) -> GinConfigError:
+    """Turns gin's 'Required bindings ... not provided' into a flag-level hint."""
+    match = re.search(r"Required bindings for `([^`]+)` not provided in config: \[([^\]]*)\]", str(error))
+    if not match:
+        return GinConfigError(str(error))
+    configurable, names = match.group(1), match.group(2).replace("'", "")
+    return GinConfigError(
+        f"Missing required gin binding(s) for {configurable}: {names}. Set them in a gin file "
+        f"or with --gin.{configurable}.{names.split(',')[0].strip()}=VALUE."
+    )
