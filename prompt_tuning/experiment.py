@@ -456,12 +456,30 @@ def evaluate(
     for name, metrics in zip(names, results, strict=True):
         print_fn(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
     if output_dir and jax.process_index() == 0:
-        out = epath.Path(output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(
-            json.dumps(dict(zip(names, results, strict=True)), indent=2)
+        out = _fresh_file(
+            epath.Path(output_dir) / "eval", f"{task.name}.{data.eval_split}", ".metrics.json"
         )
+        out.write_text(json.dumps(dict(zip(names, results, strict=True)), indent=2))
+        print_fn(f"Wrote {out}")
     return results
+
+
+def init_distributed() -> None:
+    """Joins a multi-process JAX job when the launcher asks for one.
+
+    `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID` name the
+    job explicitly (GPU clusters, or several processes on one machine);
+    `PROMPT_TUNING_MULTIHOST=1` lets JAX detect it (TPU pods, SLURM).
+    """
+    address = os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if address:
+        jax.distributed.initialize(
+            address,
+            num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+            process_id=int(os.environ["JAX_PROCESS_ID"]),
+        )
+    elif os.environ.get("PROMPT_TUNING_MULTIHOST") == "1":
+        jax.distributed.initialize()
 
 
 def run_main(job: Callable[[], Any], argv: Sequence[str]) -> int:
@@ -470,6 +488,7 @@ def run_main(job: Callable[[], Any], argv: Sequence[str]) -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    init_distributed()
     try:
         args = gin_utils.parse_flags(argv)
         gin_utils.parse(args.gin_file, args.gin_bindings, args.gin_search_paths)
@@ -484,3 +503,98 @@ def run_main(job: Callable[[], Any], argv: Sequence[str]) -> int:
         print(f"error: {e}", flush=True)
         return 2
     return 0
+
+
+# ------------------------------------------------------------------------ infer
+
+
+def _read_user_examples(path: str) -> list[dict[str, str]]:
+    """Rows of a JSONL file, or of a TSV file whose header names the task's fields."""
+    text = epath.Path(path).read_text()
+    if path.endswith(".jsonl"):
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    if path.endswith(".tsv"):
+        header, *rows = [line.split("\t") for line in text.splitlines() if line.strip()]
+        return [dict(zip(header, row, strict=True)) for row in rows]
+    raise RunError(f"Input file {path} must be .jsonl or .tsv (with a header row of field names).")
+
+
+def _with_user_source(task: seqio.Task, rows: list[dict[str, str]]) -> seqio.Task:
+    """The task with its source replaced by the user's rows (same preprocessing)."""
+    import tensorflow as tf
+
+    columns = {key: [str(row.get(key, "")) for row in rows] for key in rows[0]}
+
+    def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
+        del split, shuffle_files, seed
+        return tf.data.Dataset.from_tensor_slices(columns)
+
+    source = seqio.FunctionDataSource(dataset_fn, splits=["user"])
+    return task.replace(name=f"{task.name}_user_input", source=source)
+
+
+@gin.configurable
+def infer(
+    *,
+    model: ModelSpec = gin.REQUIRED,
+    data: DataSpec = gin.REQUIRED,
+    prompt_file: str | None = None,
+    input_file: str | None = None,
+    output_dir: str = gin.REQUIRED,
+    max_examples: int | None = None,
+    position: str = "prefix",
+    mesh: jax.sharding.Mesh | None = None,
+    print_fn: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Writes one JSON line per example with the prediction (and label scores)."""
+    mesh = mesh or partitioning.make_mesh()
+    config, frozen = load_frozen(model, mesh)
+    task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)
+    if isinstance(task, seqio.Mixture):
+        raise RunError(f"infer needs a single task, not the mixture {task.name!r}.")
+    check_vocabulary(task, config)
+    split = data.eval_split
+    if input_file:
+        task, split = _with_user_source(task, _read_user_examples(input_file)), "user"
+    prompt = None if prompt_file is None else jnp.asarray(prompts.load_prompt(prompt_file))
+    if prompt is not None and prompt.shape[1] != config.d_model:
+        raise RunError(f"Prompt {prompt_file} has width {prompt.shape[1]}; the model needs {config.d_model}.")
+    input_length = data.task_feature_lengths["inputs"]
+    examples = evaluation.load_examples(task, split, input_length, max_examples)
+    vocabulary = task.output_features["targets"].vocabulary
+    labels = task_labels(task)
+    t5 = T5(config)
+    with jax.set_mesh(mesh):
+        if labels:
+            ids = evaluation.label_token_ids(vocabulary, labels)
+            scores = evaluation.rank_classify(
+                t5, frozen, None if prompt is None else prompt[None], examples, ids,
+                input_length=input_length, prompt_position=position,
+            )[0]
+            rows = [
+                {"prediction": labels[int(s.argmax())], "scores": dict(zip(labels, s.tolist(), strict=True))}
+                for s in scores
+            ]
+        else:
+            texts = evaluation.greedy_predictions(
+                t5, frozen, prompt, examples, vocabulary, input_length=input_length,
+                max_decode_length=data.task_feature_lengths.get("targets", 32),
+            )
+            rows = [{"prediction": text} for text in texts]
+    for ex, row in zip(examples, rows, strict=True):
+        row["inputs"] = vocabulary.decode(ex.inputs.tolist())
+        row["target"] = ex.target_text
+    if jax.process_index() == 0:
+        out = _fresh_file(epath.Path(output_dir) / "infer", f"{task.name}.{split}", ".jsonl")
+        out.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        print_fn(f"Wrote {len(rows)} predictions to {out}")
+    return rows
+
+
+def _fresh_file(directory: epath.Path, stem: str, suffix: str) -> epath.Path:
+    """A path in `directory` that does not exist yet: results are never overwritten."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path, n = directory / f"{stem}{suffix}", 1
+    while path.exists():
+        path, n = directory / f"{stem}.{n}{suffix}", n + 1
+    return path

@@ -1,0 +1,13 @@
+"""`python -m prompt_tuning.eval --gin_file=F [--gin_file=G ...] [--gin.KEY=VALUE ...]`."""
+
+import sys
+
+from prompt_tuning import experiment
+
+
+def main(argv: list[str] | None = None) -> int:
+    return experiment.run_main(experiment.evaluate, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
