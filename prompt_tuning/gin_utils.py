@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import inspect
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -34,7 +35,10 @@ def parse_flags(argv: Sequence[str]) -> argparse.Namespace:
     bindings, unknown = [], []
     for arg in rest:
         match = re.fullmatch(r"--gin\.([^=]+)=(.*)", arg, flags=re.S)
-        (bindings.append(f"{match.group(1)} = {match.group(2)}") if match else unknown.append(arg))
+        if match:
+            bindings.append(f"{match.group(1)} = {match.group(2)}")
+        else:
+            unknown.append(arg)
     if unknown:
         parser.error(f"unrecognised arguments: {' '.join(unknown)} (bindings look like --gin.KEY=VALUE)")
     args.gin_bindings = bindings
@@ -56,8 +60,6 @@ def _parameters_of(configurable_name: str) -> list[str]:
     info = gin.config._REGISTRY.get_match(configurable_name)
     if info is None:
         return []
-    import inspect
-
     try:
         return list(inspect.signature(info.wrapped).parameters)
     except (TypeError, ValueError):
