@@ -84,6 +84,9 @@ class DataSpec:
     seed: int = 0
     train_split: str = "train"
     eval_split: str = "validation"
+    # Independent input streams; fix it to make runs on different numbers of
+    # processes see identical batches (None: one per process).
+    data_shards: int | None = None
 
 
 # ---------------------------------------------------------------- prompt inits
@@ -205,6 +208,9 @@ def _run_identity(config_text: str) -> list[str]:
 def claim_model_dir(model_dir: str, config_text: str) -> None:
     """Writes the run's gin config, or checks it against the one already there."""
     path = epath.Path(model_dir) / CONFIG_FILE
+    if jax.process_index() != 0:
+        # Process 0 claims the directory; the others only read from it.
+        return
     if path.exists():
         old, new = _run_identity(path.read_text()), _run_identity(config_text)
         if old != new:
@@ -314,7 +320,7 @@ def train(
     )
     dataset = input_pipeline.train_dataset(
         data.mixture_or_task_name, data.task_feature_lengths, data.batch_size,
-        seed=data.seed, start_step=start, split=data.train_split,
+        seed=data.seed, start_step=start, split=data.train_split, num_shards=data.data_shards,
     )
     batches = input_pipeline.global_batches(dataset, batch_sharding)
     writer = MetricsWriter(model_dir)

@@ -1,7 +1,7 @@
 """SeqIO tasks -> host-local numpy batches -> global, data-sharded jax.Arrays.
 
-Each process reads only its own shard of the data (`seqio.ShardInfo`), batches
-`global_batch // process_count` examples, and the per-host batches are joined
+Each process reads only its own shards of the data (`seqio.ShardInfo`), builds
+its `global_batch // process_count` rows, and the per-host batches are joined
 into one global array sharded over the mesh's 'data' axis. The pipeline is
 deterministic given the seed, so a resumed run skips exactly the batches it
 already consumed and sees the same data as an uninterrupted run.
@@ -45,14 +45,16 @@ def get_task_or_mixture(name: str) -> seqio.Task | seqio.Mixture:
     )
 
 
-def per_host_batch_size(global_batch_size: int) -> int:
+def _local_shards(num_shards: int) -> range:
+    """The data shards this process reads: a contiguous block, in global batch order."""
     processes = jax.process_count()
-    if global_batch_size % processes:
+    if num_shards % processes:
         raise ValueError(
-            f"Global batch size {global_batch_size} is not divisible by the "
-            f"{processes} processes."
+            f"{num_shards} data shards cannot be split evenly over {processes} processes; "
+            "set DataSpec.data_shards to a multiple of the process count."
         )
-    return global_batch_size // processes
+    per_process = num_shards // processes
+    return range(jax.process_index() * per_process, (jax.process_index() + 1) * per_process)
 
 
 def train_dataset(
@@ -63,25 +65,45 @@ def train_dataset(
     seed: int,
     start_step: int = 0,
     split: str = "train",
+    num_shards: int | None = None,
 ) -> tf.data.Dataset:
     """Infinite, shuffled, host-local batches, resuming after `start_step` batches.
+
+    The data is cut into `num_shards` (default: one per process) independent,
+    deterministic streams; rows `[s * b, (s + 1) * b)` of every global batch come
+    from shard `s` (`b = global_batch_size / num_shards`). Each process reads only
+    its own block of shards, so with a fixed `num_shards` the global batches, and
+    hence the trained prompt, do not depend on how many processes run the job.
 
     Returns batches `{feature: [global_batch / processes, length]}` as produced by
     seqio's `EncDecFeatureConverter` without packing.
     """
     get_task_or_mixture(mixture_or_task_name)
-    dataset = seqio.get_dataset(
-        mixture_or_task_name,
-        task_feature_lengths=dict(task_feature_lengths),
-        feature_converter=seqio.EncDecFeatureConverter(pack=False),
-        dataset_split=split,
-        shuffle=True,
-        num_epochs=None,
-        shard_info=seqio.ShardInfo(jax.process_index(), jax.process_count()),
-        seed=seed,
-        verbose=False,
+    num_shards = num_shards or jax.process_count()
+    if global_batch_size % num_shards:
+        raise ValueError(
+            f"Global batch size {global_batch_size} is not divisible by {num_shards} data shards."
+        )
+    shard_batch = global_batch_size // num_shards
+
+    def shard(index: int) -> tf.data.Dataset:
+        dataset = seqio.get_dataset(
+            mixture_or_task_name,
+            task_feature_lengths=dict(task_feature_lengths),
+            feature_converter=seqio.EncDecFeatureConverter(pack=False),
+            dataset_split=split,
+            shuffle=True,
+            num_epochs=None,
+            shard_info=seqio.ShardInfo(index, num_shards),
+            seed=seed + index,
+            verbose=False,
+        )
+        return dataset.batch(shard_batch, drop_remainder=True)
+
+    local = [shard(i) for i in _local_shards(num_shards)]
+    dataset = tf.data.Dataset.zip(tuple(local)).map(
+        lambda *parts: {k: tf.concat([p[k] for p in parts], axis=0) for k in parts[0]}
     )
-    dataset = dataset.batch(per_host_batch_size(global_batch_size), drop_remainder=True)
     return dataset.skip(start_step).prefetch(tf.data.AUTOTUNE)
 
 
