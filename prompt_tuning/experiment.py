@@ -479,6 +479,9 @@ def init_distributed() -> None:
     """
     address = os.environ.get("JAX_COORDINATOR_ADDRESS")
     if address:
+        if os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
+            # Cross-process collectives on CPU need an explicit implementation.
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(
             address,
             num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
