@@ -1,0 +1,424 @@
+"""The T5 encoder-decoder (T5 1.0, T5 1.1, LM-adapted, mT5) with T5X parameter names.
+
+`T5(config).apply({'params': params}, encoder_input_tokens, decoder_input_tokens,
+prompt=None)` returns float32 logits. A soft prompt joins the input right after
+the token embedding (`prompts.combine`), so the encoder, its relative positions
+and the cross-attention mask all see the longer sequence.
+
+Layers are either separate modules `layers_0 … layers_{n-1}` (the T5X layout,
+also used on disk) or, with `config.scan_layers`, one `nn.scan`ned module
+`layers` whose parameters carry a leading 'layers' axis; `stack_layers` and
+`unstack_layers` convert between the two layouts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from prompt_tuning import prompts
+from prompt_tuning.models.config import T5Config
+from prompt_tuning.models.layers import (
+    EMBED,
+    Dense,
+    Embed,
+    MlpBlock,
+    MultiHeadAttention,
+    RelativePositionBias,
+    RMSNorm,
+    mask_to_bias,
+)
+
+Params = dict[str, Any]
+
+REMAT_POLICIES = {
+    "full": None,  # save nothing: recompute the whole layer in the backward pass
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    "dots_no_batch": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+}
+STACKS = (("encoder", "num_encoder_layers"), ("decoder", "num_decoder_layers"))
+SCANNED_LAYERS = "layers"
+
+
+def _residual_dropout(config: T5Config, x: jax.Array, deterministic: bool) -> jax.Array:
+    # T5X drops whole embedding channels, the same ones at every position.
+    return nn.Dropout(config.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm self-attention then MLP, each with a residual connection."""
+
+    config: T5Config
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array, bias: jax.Array) -> tuple[jax.Array, None]:
+        """`[batch, length, embed]`, bias `[batch, heads, length, length]` -> (same, None).
+
+        Returns a `(carry, None)` pair so the layer can be `nn.scan`ned.
+        """
+        cfg, det = self.config, self.deterministic
+        h = RMSNorm(cfg, name="pre_attention_layer_norm")(x)
+        h = MultiHeadAttention(cfg, det, name="attention")(h, h, bias)
+        x = x + _residual_dropout(cfg, h, det)
+        h = RMSNorm(cfg, name="pre_mlp_layer_norm")(x)
+        h = MlpBlock(cfg, det, name="mlp")(h)
+        x = x + _residual_dropout(cfg, h, det)
+        return nn.with_logical_constraint(x, EMBED), None
+
+
+class DecoderLayer(nn.Module):
+    """Causal self-attention, cross-attention to the encoder, then MLP."""
+
+    config: T5Config
+    deterministic: bool = True
+    decode: bool = False
+
+    @nn.compact
+    def __call__(
+        self,
+        y: jax.Array,
+        encoded: jax.Array,
+        self_bias: jax.Array,
+        cross_bias: jax.Array,
+        decode_position: jax.Array | None,
+    ) -> tuple[jax.Array, None]:
+        """One decoder layer.
+
+        Args:
+          y: `[batch, target_length, embed]`.
+          encoded: `[batch, input_length, embed]`.
+          self_bias: causal mask + relative positions, `[1, heads, target_length, k]`.
+          cross_bias: encoder padding mask, `[batch, 1, 1, input_length]`.
+          decode_position: the position written to the cache in a decoding step.
+
+        Returns:
+          `(y, None)`, `y` of the input's shape.
+        """
+        cfg, det = self.config, self.deterministic
+        h = RMSNorm(cfg, name="pre_self_attention_layer_norm")(y)
+        h = MultiHeadAttention(cfg, det, self.decode, name="self_attention")(
+            h, h, self_bias, decode_position
+        )
+        y = y + _residual_dropout(cfg, h, det)
+        h = RMSNorm(cfg, name="pre_cross_attention_layer_norm")(y)
+        h = MultiHeadAttention(cfg, det, self.decode, cross=True, name="encoder_decoder_attention")(
+            h, encoded, cross_bias
+        )
+        y = y + _residual_dropout(cfg, h, det)
+        h = RMSNorm(cfg, name="pre_mlp_layer_norm")(y)
+        h = MlpBlock(cfg, det, name="mlp")(h)
+        y = y + _residual_dropout(cfg, h, det)
+        return nn.with_logical_constraint(y, EMBED), None
+
+
+def _apply_layers(
+    layer_cls: type[nn.Module],
+    config: T5Config,
+    num_layers: int,
+    x: jax.Array,
+    *args: Any,
+    **layer_fields: Any,
+) -> jax.Array:
+    """Runs `num_layers` layers, as `layers_i` modules or one scanned `layers` module.
+
+    Must be called inside a compact method: the layers become its children.
+    """
+    if config.remat_policy != "none":
+        if config.remat_policy not in REMAT_POLICIES:
+            raise ValueError(
+                f"Unknown remat_policy {config.remat_policy!r}; "
+                f"choose 'none' or one of {sorted(REMAT_POLICIES)}."
+            )
+        # Inside scan, CSE cannot undo the rematerialisation, so its guard is not needed.
+        layer_cls = nn.remat(
+            layer_cls,
+            policy=REMAT_POLICIES[config.remat_policy],
+            prevent_cse=not config.scan_layers,
+        )
+    if config.scan_layers:
+        scanned = nn.scan(
+            layer_cls,
+            variable_axes={"params": 0, "cache": 0},
+            split_rngs={"params": True, "dropout": True},
+            in_axes=nn.broadcast,
+            length=num_layers,
+            metadata_params={nn.PARTITION_NAME: "layers"},
+        )
+        x, _ = scanned(config, name=SCANNED_LAYERS, **layer_fields)(x, *args)
+        return x
+    for i in range(num_layers):
+        x, _ = layer_cls(config, name=f"layers_{i}", **layer_fields)(x, *args)
+    return x
+
+
+class Encoder(nn.Module):
+    """Embedded input (prompt included) -> encoded sequence."""
+
+    config: T5Config
+
+    @nn.compact
+    def __call__(
+        self, embedded: jax.Array, input_mask: jax.Array, enable_dropout: bool = False
+    ) -> jax.Array:
+        """`[batch, length, embed]`, mask `[batch, length]` -> `[batch, length, embed]`."""
+        cfg, det = self.config, not enable_dropout
+        positions = jnp.arange(embedded.shape[1])
+        relpos = RelativePositionBias(cfg, bidirectional=True, name="relpos_bias")
+        # Padding is masked as keys only: padded query rows are never read downstream.
+        bias = relpos(positions, positions) + mask_to_bias(input_mask[:, None, None, :])
+        x = _residual_dropout(cfg, embedded, det)
+        x = nn.with_logical_constraint(x, EMBED)
+        x = _apply_layers(EncoderLayer, cfg, cfg.num_encoder_layers, x, bias, deterministic=det)
+        x = RMSNorm(cfg, name="encoder_norm")(x)
+        return _residual_dropout(cfg, x, det)
+
+
+class Decoder(nn.Module):
+    """Target tokens + encoded input -> float32 logits, optionally one cached step at a time."""
+
+    config: T5Config
+    shared_embedding: Embed
+
+    def _positions(self, length: int, decode: bool) -> tuple[jax.Array, jax.Array]:
+        """Query and key positions; in a decoding step, one query over the whole cache."""
+        if not decode:
+            positions = jnp.arange(length)
+            return positions, positions
+        initialized = self.has_variable("cache", "index")
+        index = self.variable("cache", "index", lambda: jnp.zeros((), jnp.int32))
+        key_positions = self.variable("cache", "key_positions", lambda: jnp.arange(length))
+        if not initialized:
+            # The call that creates the cache runs the full target length.
+            return key_positions.value, key_positions.value
+        if length != 1:
+            raise ValueError(f"A cached decoding step takes one token per row; got {length}.")
+        query_positions = index.value[None]
+        index.value = index.value + 1
+        return query_positions, key_positions.value
+
+    @nn.compact
+    def __call__(
+        self,
+        decoder_input_tokens: jax.Array,
+        encoded: jax.Array,
+        encoder_mask: jax.Array,
+        enable_dropout: bool = False,
+        decode: bool = False,
+    ) -> jax.Array:
+        """Decoder logits.
+
+        Args:
+          decoder_input_tokens: `[batch, target_length]`, starting with 0 (BOS);
+            `[batch, 1]` in a cached decoding step.
+          encoded: `[batch, input_length, embed]`.
+          encoder_mask: `[batch, input_length]`, 1 for real inputs (and prompt rows).
+          enable_dropout: apply dropout (training).
+          decode: use the 'cache' collection (see `MultiHeadAttention`).
+
+        Returns:
+          `[batch, target_length, vocab]` float32 logits.
+        """
+        cfg, det = self.config, not enable_dropout
+        query_positions, key_positions = self._positions(decoder_input_tokens.shape[1], decode)
+        relpos = RelativePositionBias(cfg, bidirectional=False, name="relpos_bias")
+        causal = key_positions[None, :] <= query_positions[:, None]
+        self_bias = relpos(query_positions, key_positions) + mask_to_bias(causal)[None, None]
+        cross_bias = mask_to_bias(encoder_mask[:, None, None, :])
+        decode_position = query_positions[0] if decode else None
+
+        y = self.shared_embedding(decoder_input_tokens)
+        y = _residual_dropout(cfg, y, det)
+        y = nn.with_logical_constraint(y, EMBED)
+        y = _apply_layers(
+            DecoderLayer,
+            cfg,
+            cfg.num_decoder_layers,
+            y,
+            encoded,
+            self_bias,
+            cross_bias,
+            decode_position,
+            deterministic=det,
+            decode=decode,
+        )
+        y = RMSNorm(cfg, name="decoder_norm")(y)
+        y = _residual_dropout(cfg, y, det)
+        if cfg.logits_via_embedding:
+            # Tied embeddings: rescale so logits keep unit scale (T5 1.0, as Mesh TF).
+            logits = self.shared_embedding.attend(y) / np.sqrt(cfg.d_model)
+        else:
+            logits = Dense(cfg, cfg.vocab_size, ("embed", "vocab"), name="logits_dense")(y)
+        logits = nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
+        return logits.astype(jnp.float32)
+
+
+class T5(nn.Module):
+    """T5 encoder-decoder with an optional soft prompt on the encoder input.
+
+    Parameters: `token_embedder`, `encoder`, `decoder` (T5X names).
+    """
+
+    config: T5Config
+
+    def setup(self) -> None:
+        self.token_embedder = Embed(self.config)
+        self.encoder = Encoder(self.config)
+        self.decoder = Decoder(self.config, shared_embedding=self.token_embedder)
+
+    def encode(
+        self,
+        encoder_input_tokens: jax.Array,
+        prompt: jax.Array | None = None,
+        prompt_position: prompts.PromptPosition = "prefix",
+        enable_dropout: bool = False,
+    ) -> tuple[jax.Array, jax.Array]:
+        """Embeds the input, inserts the prompt, and runs the encoder.
+
+        Args:
+          encoder_input_tokens: `[batch, length]` int ids, 0 = padding.
+          prompt: `[P, embed]` or `[batch, P, embed]`, or None.
+          prompt_position: where the prompt goes (see `prompts.combine`).
+          enable_dropout: apply dropout (training).
+
+        Returns:
+          `(encoded [batch, P + length, embed], encoder_mask [batch, P + length])`.
+        """
+        mask = (encoder_input_tokens > 0).astype(jnp.int32)
+        embedded = self.token_embedder(encoder_input_tokens)
+        if prompt is not None:
+            embedded, mask = prompts.combine(embedded, mask, prompt, prompt_position)
+        return self.encoder(embedded, mask, enable_dropout=enable_dropout), mask
+
+    def decode(
+        self,
+        encoded: jax.Array,
+        encoder_mask: jax.Array,
+        decoder_input_tokens: jax.Array,
+        enable_dropout: bool = False,
+        decode: bool = False,
+    ) -> jax.Array:
+        """`[batch, target_length]` tokens -> `[batch, target_length, vocab]` float32 logits.
+
+        See `Decoder.__call__`; `decode=True` reads and updates the 'cache' collection.
+        """
+        return self.decoder(
+            decoder_input_tokens,
+            encoded,
+            encoder_mask,
+            enable_dropout=enable_dropout,
+            decode=decode,
+        )
+
+    def __call__(
+        self,
+        encoder_input_tokens: jax.Array,
+        decoder_input_tokens: jax.Array,
+        prompt: jax.Array | None = None,
+        enable_dropout: bool = False,
+        prompt_position: prompts.PromptPosition = "prefix",
+    ) -> jax.Array:
+        """Teacher-forced logits.
+
+        Args:
+          encoder_input_tokens: `[batch, input_length]`, 0 = padding.
+          decoder_input_tokens: `[batch, target_length]`, the targets shifted right
+            (first token 0).
+          prompt: `[P, embed]` or `[batch, P, embed]`, or None.
+          enable_dropout: apply dropout (needs a 'dropout' rng).
+          prompt_position: "prefix", "prefix_after_bos" or "suffix".
+
+        Returns:
+          `[batch, target_length, vocab]` float32 logits.
+        """
+        encoded, mask = self.encode(encoder_input_tokens, prompt, prompt_position, enable_dropout)
+        return self.decode(encoded, mask, decoder_input_tokens, enable_dropout=enable_dropout)
+
+
+def _dummy_inputs() -> tuple[jax.Array, jax.Array]:
+    return jnp.ones((1, 1), jnp.int32), jnp.zeros((1, 1), jnp.int32)
+
+
+def _abstract_variables(config: T5Config) -> Any:
+    return jax.eval_shape(lambda: T5(config).init(jax.random.key(0), *_dummy_inputs()))
+
+
+def logical_axes(config: T5Config, scanned: bool = False) -> Params:
+    """Logical `PartitionSpec` of every parameter, without allocating any.
+
+    Args:
+      config: the model.
+      scanned: False (default) for the T5X layout (`layers_i`, as `init_params`
+        and checkpoints), True for the `stack_layers` layout (leading 'layers' axis).
+
+    Returns:
+      A tree shaped like the params whose leaves are `PartitionSpec`s of logical
+      names, e.g. `PartitionSpec('embed', 'mlp')` for `mlp/wi_0/kernel`.
+    """
+    variables = _abstract_variables(config.replace(scan_layers=scanned))
+    return nn.get_partition_spec(variables)["params"]
+
+
+def init_params(config: T5Config, rng: jax.Array) -> Params:
+    """Random parameters in the T5X layout (`layers_i`), held in `config.param_dtype`."""
+
+    @jax.jit
+    def init(rng: jax.Array) -> Params:
+        variables = T5(config.replace(scan_layers=False)).init(rng, *_dummy_inputs())
+        return nn.meta.unbox(variables["params"])
+
+    return init(rng)
+
+
+def _layer_names(stack: Params, expected: int, where: str) -> list[str]:
+    """The `layers_i` keys of a stack, checked to be exactly `layers_0 … layers_{expected-1}`."""
+    names = sorted(
+        (k for k in stack if k.startswith("layers_")), key=lambda k: int(k.removeprefix("layers_"))
+    )
+    if names != [f"layers_{i}" for i in range(expected)]:
+        raise ValueError(
+            f"{where} holds layers {names}, but the config asks for layers_0 … layers_{expected - 1}."
+        )
+    return names
+
+
+def stack_layers(params: Params, config: T5Config) -> Params:
+    """T5X layout (`encoder/layers_i/...`) -> scanned layout (`encoder/layers/...`, leading axis).
+
+    Pure: returns a new tree; leaves keep their dtype.
+    """
+    out = dict(params)
+    for stack, count_field in STACKS:
+        tree = dict(params[stack])
+        names = _layer_names(tree, getattr(config, count_field), stack)
+        layers = [tree.pop(name) for name in names]
+        tree[SCANNED_LAYERS] = jax.tree.map(lambda *xs: jnp.stack(xs), *layers)
+        out[stack] = tree
+    return out
+
+
+def unstack_layers(params: Params, config: T5Config) -> Params:
+    """Scanned layout (`encoder/layers/...`) -> T5X layout (`encoder/layers_i/...`)."""
+    out = dict(params)
+    for stack, count_field in STACKS:
+        tree = dict(params[stack])
+        if SCANNED_LAYERS not in tree:
+            raise ValueError(
+                f"{stack} has no scanned '{SCANNED_LAYERS}' subtree; keys: {sorted(tree)}."
+            )
+        stacked = tree.pop(SCANNED_LAYERS)
+        count = getattr(config, count_field)
+        leading = {x.shape[0] for x in jax.tree.leaves(stacked)}
+        if leading != {count}:
+            raise ValueError(
+                f"{stack}/{SCANNED_LAYERS} has leading axis sizes {sorted(leading)}, "
+                f"but the config has {count} layers."
+            )
+        for i in range(count):
+            tree[f"layers_{i}"] = jax.tree.map(lambda x, i=i: x[i], stacked)
+        out[stack] = tree
+    return out
