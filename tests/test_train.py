@@ -1,0 +1,147 @@
+"""Prompt-only training: what changes, what never does, and the same result anywhere."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import gin
+import jax
+import numpy as np
+import pytest
+import tiny
+
+from prompt_tuning import experiment, gin_utils, input_pipeline, partitioning, trainer
+from prompt_tuning.models import T5, init_params
+
+TESTS = pathlib.Path(__file__).resolve().parent
+LENGTHS = {"inputs": 16, "targets": 4}
+
+
+def _batch(batch_size=8, seed=0):
+    dataset = input_pipeline.train_dataset(tiny.TASK, LENGTHS, batch_size, seed=seed)
+    return next(dataset.as_numpy_iterator())
+
+
+def _state_and_step(params, prompt_length=5, **step_kwargs):
+    model = T5(tiny.CONFIG)
+    optimizer = trainer.make_optimizer()
+    prompt = jax.random.uniform(jax.random.key(1), (prompt_length, tiny.CONFIG.d_model), minval=-0.5, maxval=0.5)
+    step = trainer.make_train_step(model, optimizer, **step_kwargs)
+    return trainer.init_state(prompt, optimizer), step
+
+
+def test_training_changes_only_the_prompt_and_lowers_the_loss():
+    params = init_params(tiny.CONFIG, jax.random.key(0))
+    before = jax.tree.map(np.array, params)
+    state, step = _state_and_step(params)
+    step = jax.jit(step)
+    dataset = input_pipeline.train_dataset(tiny.TASK, LENGTHS, 8, seed=0).as_numpy_iterator()
+    losses, initial_prompt = [], np.array(state.prompt)
+    for _ in range(30):
+        state, metrics = step(state, params, next(dataset), jax.random.key(0))
+        losses.append(float(metrics["loss"]))
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), b), params, before)
+    assert not np.array_equal(np.asarray(state.prompt), initial_prompt)
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.5, losses
+
+
+def _dot_output_shapes(jaxpr) -> set[tuple[int, ...]]:
+    """Shapes produced by every contraction / accumulation in a jaxpr, sub-jaxprs included."""
+    shapes = set()
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in {"dot_general", "transpose", "add_any", "reduce_sum", "scatter-add"}:
+            shapes |= {tuple(v.aval.shape) for v in eqn.outvars}
+        for sub in jax.core.jaxprs_in_params(eqn.params):
+            shapes |= _dot_output_shapes(sub)
+    return shapes
+
+
+def test_no_weight_gradient_is_ever_built():
+    """The step's program never produces an array shaped like a frozen weight."""
+    params = init_params(tiny.CONFIG, jax.random.key(0))
+    state, step = _state_and_step(params)
+    batch = _batch()
+    weight_shapes = {tuple(x.shape) for x in jax.tree.leaves(params) if x.ndim == 2}
+    produced = _dot_output_shapes(jax.make_jaxpr(step)(state, params, batch, jax.random.key(0)).jaxpr)
+    assert not weight_shapes & produced
+
+    # The check can fail: differentiating with respect to the weights too builds them.
+    def full_loss(prompt, frozen):
+        return trainer.batch_loss(T5(tiny.CONFIG), prompt, frozen, batch, trainer.LossConfig())[0]
+
+    full = jax.make_jaxpr(jax.grad(full_loss, argnums=(0, 1)))(state.prompt, params)
+    assert weight_shapes & _dot_output_shapes(full.jaxpr)
+
+
+def test_microbatched_gradient_equals_one_big_batch():
+    params = init_params(tiny.CONFIG, jax.random.key(0))
+    state, step = _state_and_step(params)
+    _, step4 = _state_and_step(params, num_microbatches=4)
+    batch = _batch()
+    one, m1 = jax.jit(step)(state, params, batch, jax.random.key(0))
+    four, m4 = jax.jit(step4)(state, params, batch, jax.random.key(0))
+    np.testing.assert_allclose(m1["loss"], m4["loss"], rtol=1e-5)
+    np.testing.assert_allclose(one.prompt, four.prompt, atol=1e-5)
+
+
+def _run_train(model_dir, checkpoint, steps=10, mesh=None, extra=()):
+    gin_utils.parse(
+        ["runs/prompt_finetune.gin", "prompts/random_uniform.gin"],
+        [
+            f"MODEL_DIR = '{model_dir}'",
+            f"INITIAL_CHECKPOINT_PATH = '{checkpoint}'",
+            f"MIXTURE_OR_TASK_NAME = '{tiny.TASK}'",
+            f"TASK_FEATURE_LENGTHS = {LENGTHS}",
+            f"TRAIN_STEPS = {steps}",
+            "BATCH_SIZE = 8",
+            "PROMPT_LENGTH = 5",
+            "ModelSpec.dtype = 'float32'",
+            "ModelSpec.dropout_rate = 0.0",
+            "train.save_every = 5",
+            "train.eval_every = 0",
+            "DataSpec.data_shards = 2",
+            *extra,
+        ],
+    )
+    try:
+        return experiment.train(mesh=mesh, print_fn=lambda _: None)
+    finally:
+        gin.clear_config()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return tiny.write_checkpoint(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.mark.slow
+def test_same_prompt_on_every_mesh(tmp_path, checkpoint):
+    devices = jax.devices()
+    reference = _run_train(
+        tmp_path / "one", checkpoint, mesh=partitioning.make_mesh((1, 1), devices=devices[:1])
+    )
+    for shape in [(8, 1), (4, 2), (2, 4)]:
+        prompt = _run_train(tmp_path / f"{shape}", checkpoint, mesh=partitioning.make_mesh(shape))
+        np.testing.assert_allclose(prompt, reference, atol=1e-5, err_msg=str(shape))
+
+
+def test_run_writes_prompts_state_config_and_metrics(tmp_path, checkpoint):
+    model_dir = tmp_path / "run"
+    prompt = _run_train(model_dir, checkpoint, steps=10)
+    assert sorted(p.name for p in (model_dir / "prompts").iterdir()) == ["prompt_10.npy", "prompt_5.npy"]
+    np.testing.assert_array_equal(np.load(model_dir / "prompts" / "prompt_10.npy"), prompt)
+    assert (model_dir / "config.gin").read_text().count("tiny_polarity_test") >= 1
+    records = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == list(range(1, 11))
+    assert sorted(int(p.name) for p in (model_dir / "state").iterdir() if p.name.isdigit()) == [5, 10]
+    # Same command again: nothing to do, same prompt (resumes at the final step).
+    again = _run_train(model_dir, checkpoint, steps=10)
+    np.testing.assert_array_equal(again, prompt)
+
+
+def test_resume_continues_exactly(tmp_path, checkpoint):
+    straight = _run_train(tmp_path / "straight", checkpoint, steps=10)
+    _run_train(tmp_path / "split", checkpoint, steps=5)
+    resumed = _run_train(tmp_path / "split", checkpoint, steps=10)
+    np.testing.assert_array_equal(resumed, straight)
