@@ -54,9 +54,13 @@ def _clear_destination(dst: str, src: str, overwrite: bool) -> None:
         return
     if paths.is_nonempty_dir(dst) and not overwrite:
         raise CheckpointError(f"{dst}: exists and is not empty; pass --overwrite to replace it.")
-    if src == dst or src.startswith(dst.rstrip("/") + "/"):
-        raise CheckpointError(f"{dst}: contains the source {src}; choose another destination.")
+    if _within(src, dst) or _within(dst, src):
+        raise CheckpointError(f"{dst}: overlaps the source {src}; choose another destination.")
     paths.remove_tree(dst)
+
+
+def _within(inner: str, outer: str) -> bool:
+    return inner == outer or inner.startswith(outer.rstrip("/") + "/")
 
 
 def _parser() -> argparse.ArgumentParser:

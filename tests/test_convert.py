@@ -132,10 +132,11 @@ def test_an_empty_destination_is_fine(fixtures_dir, tmp_path):
 def test_overwrite_never_deletes_the_source(fixtures_dir, tmp_path):
     model_dir = tmp_path / "model"
     checkpoints.save_t5x(checkpoints.load(fixtures_dir / TINY_1_1)[1], model_dir, step=3)
-    with pytest.raises(SystemExit, match="contains the source"):
-        convert.main(
-            ["--from", str(model_dir), "--to", str(model_dir), "--format", "t5x", "--overwrite"]
-        )
+    for dst in (model_dir, tmp_path, model_dir / "checkpoint_3"):
+        with pytest.raises(SystemExit, match="overlaps the source"):
+            convert.main(
+                ["--from", str(model_dir), "--to", str(dst), "--format", "t5x", "--overwrite"]
+            )
     assert checkpoints.all_steps(model_dir) == [3]
 
 

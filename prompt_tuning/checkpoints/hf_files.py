@@ -99,8 +99,6 @@ def _open_file(model_dir: str, name: str) -> dict[str, LazyArray]:
         if name.endswith(".safetensors"):
             return _open_safetensors(path)
         return _open_torch(path)
-    except CheckpointError:
-        raise
     except Exception as e:  # safetensors / torch raise several types on bad files
         raise CheckpointError(
             f"{paths.join(model_dir, name)}: unreadable weight file ({e})."
@@ -142,7 +140,7 @@ def _open_torch(path: str) -> dict[str, LazyArray]:
 
     state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     if not isinstance(state, Mapping):
-        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict.")
+        raise TypeError(f"it holds a {type(state).__name__}, not a state dict")
     return {
         key: LazyArray(
             f"{key} ({path})",

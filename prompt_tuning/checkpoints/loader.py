@@ -133,43 +133,36 @@ def load(
         corrupt arrays or a config that disagrees with the weights.
     """
     source = resolve(path, step)
-    if source.format == "orbax_t5x":
-        shapes = orbax_t5x.read_shapes(source.path)
-        config = _config_from_shapes(shapes, source.path, dtype)
-        shardings = _shardings(config, mesh, rules)
-        return config, orbax_t5x.read_params(source.path, shapes, shardings, dtype)
-    if source.format == "t5x":
-        lazy = t5x.read_params(source.path)
-        config = _config_from_shapes(lazy, source.path, dtype)
+    if source.format == "hf":
+        config, tree = _open_hf(source.path)
     else:
-        config, lazy = _open_hf(source.path, dtype)
-    return config, materialize(lazy, _shardings(config, mesh, rules), dtype)
+        read = orbax_t5x.read_shapes if source.format == "orbax_t5x" else t5x.read_params
+        tree = read(source.path)
+        config = _config_from_shapes(tree, source.path)
+    if dtype is not None:
+        config = config.replace(param_dtype=jnp.dtype(dtype).name)
+    shardings = _shardings(config, mesh, rules)
+    if source.format == "orbax_t5x":  # Orbax reads its arrays itself, shard by shard
+        return config, orbax_t5x.read_params(source.path, tree, shardings, dtype)
+    return config, materialize(tree, shardings, dtype)
 
 
-def _config_from_shapes(tree: Any, where: str, dtype: Any) -> T5Config:
+def _config_from_shapes(tree: Any, where: str) -> T5Config:
     try:
-        config = config_from_params(tree)
+        return config_from_params(tree)
     except ValueError as e:
         raise CheckpointError(f"{where}: {e}") from e
-    return _with_param_dtype(config, dtype)
 
 
-def _with_param_dtype(config: T5Config, dtype: Any) -> T5Config:
-    if dtype is None:
-        return config
-    return config.replace(param_dtype=jnp.dtype(dtype).name)
-
-
-def _open_hf(model_dir: str, dtype: Any) -> tuple[T5Config, dict[str, LazyArray]]:
+def _open_hf(model_dir: str) -> tuple[T5Config, dict[str, LazyArray]]:
     """Config from `config.json`, params as lazy T5X-named views of the HF tensors."""
     try:
         config = hf.config_from_hf_dict(hf_files.read_config(model_dir))
-        params = hf.params_from_hf_state_dict(hf_files.read_weights(model_dir), config)
+        return config, hf.params_from_hf_state_dict(hf_files.read_weights(model_dir), config)
     except CheckpointError:
         raise
-    except (ValueError, KeyError) as e:
+    except ValueError as e:  # the mapping's own errors name the tensor, not the folder
         raise CheckpointError(f"{model_dir}: {e}") from e
-    return _with_param_dtype(config, dtype), params
 
 
 def _shardings(config: T5Config, mesh: Mesh | None, rules: Any) -> Any:
