@@ -5,6 +5,7 @@ from prompt_tuning.models.t5 import (
     T5,
     init_params,
     logical_axes,
+    param_shapes,
     stack_layers,
     unstack_layers,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "get_config",
     "init_params",
     "logical_axes",
+    "param_shapes",
     "stack_layers",
     "unstack_layers",
 ]

@@ -347,6 +347,12 @@ def _abstract_variables(config: T5Config) -> Any:
     return jax.eval_shape(lambda: T5(config).init(jax.random.key(0), *_dummy_inputs()))
 
 
+def param_shapes(config: T5Config) -> Params:
+    """`jax.ShapeDtypeStruct` of every parameter in the T5X layout, without allocating any."""
+    variables = _abstract_variables(config.replace(scan_layers=False))
+    return nn.meta.unbox(variables["params"])
+
+
 def logical_axes(config: T5Config, scanned: bool = False) -> Params:
     """Logical `PartitionSpec` of every parameter, without allocating any.
 
