@@ -63,7 +63,10 @@ def make_mesh(
             f"mesh_shape {tuple(mesh_shape)} needs {int(np.prod(shape))} devices, "
             f"but {len(devices)} are available."
         )
-    return jax.make_mesh(tuple(shape), tuple(axis_names), devices=devices)
+    # Auto axes: shardings follow the logical-axis annotations and XLA's
+    # propagation (GSPMD), as in T5X, rather than explicit per-op sharding types.
+    auto = (jax.sharding.AxisType.Auto,) * len(shape)
+    return jax.make_mesh(tuple(shape), tuple(axis_names), axis_types=auto, devices=devices)
 
 
 def logical_to_sharding(

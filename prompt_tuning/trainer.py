@@ -82,10 +82,15 @@ def token_losses(
     """
     vocab = logits.shape[-1]
     confidence = 1.0 - loss.label_smoothing
-    low = loss.label_smoothing / (vocab - 1) if vocab > 1 else 0.0
-    soft = jax.nn.one_hot(targets, vocab, on_value=confidence, off_value=low, dtype=logits.dtype)
+    low = loss.label_smoothing / (vocab - 1)
     log_z = jax.nn.logsumexp(logits, axis=-1)
-    cross_entropy = log_z - jnp.sum(soft * logits, axis=-1)
+    target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    # The smoothed target puts `confidence` on the label and `low` on every other
+    # token; gathering avoids materialising a [batch, length, vocab] one-hot.
+    expected_logit = confidence * target_logit
+    if loss.label_smoothing:
+        expected_logit += low * (jnp.sum(logits, axis=-1) - target_logit)
+    cross_entropy = log_z - expected_logit
     return cross_entropy, loss.z_loss * jnp.square(log_z)
 
 
@@ -194,7 +199,7 @@ def make_train_step(
             "z_loss": sums["z_loss"] / tokens,
             "token_accuracy": sums["correct_tokens"] / tokens,
             "tokens": sums["tokens"],
-            "grad_norm": optax.global_norm(grad),
+            "grad_norm": optax.tree.norm(grad),
         }
         return TrainState(step=state.step + 1, prompt=prompt, opt_state=opt_state), metrics
 

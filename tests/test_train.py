@@ -7,6 +7,7 @@ import pathlib
 
 import gin
 import jax
+import jax.extend
 import numpy as np
 import pytest
 import tiny
@@ -52,7 +53,7 @@ def _dot_output_shapes(jaxpr) -> set[tuple[int, ...]]:
     for eqn in jaxpr.eqns:
         if eqn.primitive.name in {"dot_general", "transpose", "add_any", "reduce_sum", "scatter-add"}:
             shapes |= {tuple(v.aval.shape) for v in eqn.outvars}
-        for sub in jax.core.jaxprs_in_params(eqn.params):
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
             shapes |= _dot_output_shapes(sub)
     return shapes
 
