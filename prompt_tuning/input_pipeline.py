@@ -18,6 +18,9 @@ import seqio
 import tensorflow as tf
 from jax.sharding import NamedSharding
 
+# Registers the project's tasks (and their gin knobs) before any gin parsing.
+import prompt_tuning.tasks  # noqa: F401
+
 FEATURES = (
     "encoder_input_tokens",
     "decoder_input_tokens",
@@ -28,9 +31,6 @@ FEATURES = (
 
 def get_task_or_mixture(name: str) -> seqio.Task | seqio.Mixture:
     """Looks a name up in seqio's registries, with a helpful error if absent."""
-    # Importing registers the project's tasks.
-    import prompt_tuning.tasks  # noqa: F401
-
     if name in seqio.TaskRegistry.names():
         return seqio.TaskRegistry.get(name)
     if name in seqio.MixtureRegistry.names():

@@ -22,7 +22,7 @@ LABELS = ("negative", "positive")
 
 # Dimensions chosen so that no activation shares a weight's shape (see test_train).
 CONFIG = T5Config(
-    vocab_size=32128, d_model=16, num_heads=2, d_kv=12, d_ff=40,
+    vocab_size=32128, d_model=16, num_heads=4, d_kv=6, d_ff=40,
     num_encoder_layers=2, num_decoder_layers=2, relative_attention_num_buckets=8,
 )
 
