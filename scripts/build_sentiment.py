@@ -11,7 +11,9 @@ output is a pure function of the pinned archive: a rebuild is byte-identical.
 Splits are drawn by hashing, not by a random generator, so they do not depend
 on the Python version. Rows that share a text (case and spacing ignored) or,
 for product reviews, a source review always land in the same split, so no
-text, and no review, is seen on both sides of a split.
+text, and no review, is seen on both sides of a split. Within a file rows are
+in hash order too: the source lists all positive movie reviews first, which a
+streaming shuffle buffer would not undo.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ GROUND_TRUTH_DIR = "hutto_ICWSM_2014"
 THRESHOLD = 0.5
 # Salt of the split hash: changing it redraws every split.
 SPLIT_SEED = "prompt-tuning-sentiment-0"
-COLUMNS = ("id", "label", "rating", "text")
+COLUMNS = ("idx", "id", "label", "rating", "text")
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "tasks" / "data" / "sentiment"
 
 
@@ -164,8 +166,13 @@ def linked_groups(keys: Sequence[Sequence[str]]) -> list[list[int]]:
     return sorted(groups.values())
 
 
+def hash_order(salt: str, row_id: str) -> str:
+    """Sort key that orders rows pseudo-randomly, fixed by the salt and the source's id."""
+    return hashlib.sha256(f"{SPLIT_SEED}\t{salt}\t{row_id}".encode()).hexdigest()
+
+
 def assign_splits(domain: Domain, rows: Sequence[Row]) -> dict[str, list[Row]]:
-    """Splits rows by the domain's fractions, whole groups at a time, in source order."""
+    """Splits rows by the domain's fractions, whole groups at a time, each in hash order."""
     keys = [
         ["text:" + text_key(row.text)]
         + (["review:" + row.id.split("_")[0]] if domain.group_by_review else [])
@@ -173,7 +180,7 @@ def assign_splits(domain: Domain, rows: Sequence[Row]) -> dict[str, list[Row]]:
     ]
     groups = linked_groups(keys)
     # A group is named by its first row's id, which the source fixes.
-    groups.sort(key=lambda g: hashlib.sha256(f"{SPLIT_SEED}\t{rows[g[0]].id}".encode()).hexdigest())
+    groups.sort(key=lambda g: hash_order("group", rows[g[0]].id))
     names = [name for name, _ in domain.splits]
     boundaries, total = [], 0.0
     for _, fraction in domain.splits:
@@ -185,13 +192,19 @@ def assign_splits(domain: Domain, rows: Sequence[Row]) -> dict[str, list[Row]]:
         split = next(n for n, b in zip(names, boundaries, strict=True) if assigned < b)
         chosen[split].extend(group)
         assigned += len(group)
-    return {name: [rows[i] for i in sorted(indices)] for name, indices in chosen.items()}
+    return {
+        name: sorted((rows[i] for i in indices), key=lambda row: hash_order("row", row.id))
+        for name, indices in chosen.items()
+    }
 
 
 def to_tsv(rows: Sequence[Row]) -> str:
-    """Header plus one `id, label, rating, text` line per row."""
+    """Header plus one `idx, id, label, rating, text` line per row (`idx` counts from 0)."""
     lines = ["\t".join(COLUMNS)]
-    lines += ["\t".join((row.id, row.label, row.rating, row.text)) for row in rows]
+    lines += [
+        "\t".join((str(idx), row.id, row.label, row.rating, row.text))
+        for idx, row in enumerate(rows)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -229,8 +242,10 @@ Derivation (scripts/build_sentiment.py rebuilds every file byte for byte):
     in between are dropped. `rating` keeps the source's digits.
   - splits: rows sharing a text (ignoring case and spacing), and product-review
     snippets of the same review, are kept together; groups are ordered by
-    sha256("{SPLIT_SEED}\\t<id of the group's first row>") and cut at the
-    fractions in manifest.json. Rows appear in source order.
+    sha256("{SPLIT_SEED}\\tgroup\\t<id of the group's first row>") and cut at
+    the fractions in manifest.json. Within a file rows are ordered by
+    sha256("{SPLIT_SEED}\\trow\\t<id>"); `idx` numbers them from 0, `id` is the
+    source's id.
   - format: UTF-8, '\\n' newlines, tab-separated columns {", ".join(COLUMNS)}, one
     header line; texts contain no tabs or newlines.
 """
