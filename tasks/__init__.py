@@ -1,1 +1,9 @@
-"""SeqIO task and mixture registrations (installed as `prompt_tuning.tasks`)."""
+"""SeqIO task and mixture registrations (installed as `prompt_tuning.tasks`).
+
+Importing this package registers every shipped task; see each module's
+docstring for names, and `python -m prompt_tuning.show_task --list`.
+"""
+
+from prompt_tuning.tasks import glue, mrqa, sentiment, super_glue, transfer
+
+__all__ = ["glue", "mrqa", "sentiment", "super_glue", "transfer"]

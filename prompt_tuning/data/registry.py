@@ -1,0 +1,284 @@
+"""Registers a task under all its format variants, and looks tasks up by variant.
+
+Every task family is registered four times, one seqio Task per variant:
+
+  <base>                      T5's format, plain targets (LM adaptation, span corruption)
+  <base>_taskless             the task-name word removed from the inputs
+  <base>_sentinel             `<extra_id_0>` before the target tokens (span corruption + sentinel)
+  <base>_taskless_sentinel    both
+
+A run names the base task and picks the variant with the gin-configurable
+`prompt_tuning.data.task_name` (`objective`, `taskless`). The class labels of a
+classification task, which rank classification scores and class-label prompt
+initialisation embeds, come from `class_labels(name)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+from collections.abc import Callable, Sequence
+
+import gin
+import seqio
+
+from prompt_tuning.data import metrics
+from prompt_tuning.data import postprocessors as post
+from prompt_tuning.data import preprocessors as pre
+from prompt_tuning.data.metrics import MetricFn
+from prompt_tuning.data.vocab import output_features
+
+OBJECTIVES = ("lm_adaptation", "span_corruption", "span_corruption_sentinel")
+SENTINEL_OBJECTIVE = "span_corruption_sentinel"
+
+
+class UnknownTaskError(ValueError):
+    """A task or mixture name that nothing registered."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One of the four formats of a task family."""
+
+    taskless: bool = False
+    sentinel: bool = False
+
+    def name(self, base: str) -> str:
+        """The registered name of this variant of `base`."""
+        return base + "_taskless" * self.taskless + "_sentinel" * self.sentinel
+
+
+VARIANTS = tuple(
+    Variant(taskless, sentinel) for taskless in (False, True) for sentinel in (False, True)
+)
+PLAIN = Variant()
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskInfo:
+    """What the registry knows about a registered task or mixture name."""
+
+    base: str
+    variant: Variant
+    class_labels: tuple[str, ...] | None
+
+
+_INFO: dict[str, TaskInfo] = {}
+
+
+def _variant_postprocessor(
+    postprocess_fn: post.Postprocessor | None, variant: Variant
+) -> post.Postprocessor | None:
+    if not variant.sentinel:
+        return postprocess_fn
+    return (
+        post.chain(post.strip_sentinel, postprocess_fn) if postprocess_fn else post.strip_sentinel
+    )
+
+
+def register_task(
+    base: str,
+    source: seqio.DataSource,
+    formatter: Sequence[Callable[..., object]],
+    *,
+    metric_fns: Sequence[MetricFn] = (),
+    postprocess_fn: post.Postprocessor | None = None,
+    class_labels: Sequence[str] | None = None,
+    task_prefix: bool = True,
+    vocabulary: seqio.Vocabulary | None = None,
+) -> list[str]:
+    """Registers a text-to-text task under its four variant names.
+
+    Args:
+      base: the plain variant's name (`super_glue_rte_v102`).
+      source: any seqio DataSource (e.g. `sources.TaskSource`).
+      formatter: text preprocessors producing string `inputs` and `targets`.
+      metric_fns: `(targets, predictions) -> dict` metrics on postprocessed values.
+      postprocess_fn: decoded text -> metric value (`example=`, `is_target=` kwargs).
+      class_labels: the label strings of a classification task (target texts,
+        scored by rank classification), or None for generation tasks.
+      task_prefix: whether `inputs` start with a task-name word; without one the
+        taskless variant is the same format as the plain one.
+      vocabulary: defaults to the T5 vocabulary.
+
+    Returns:
+      The four registered names, plain first.
+    """
+    features = output_features(vocabulary)
+    names = []
+    for variant in VARIANTS:
+        steps = list(formatter)
+        if variant.taskless and task_prefix:
+            steps.append(pre.remove_task_prefix)
+        steps.append(seqio.preprocessors.tokenize)
+        if variant.sentinel:
+            steps.append(pre.prepend_sentinel)
+        steps.append(seqio.preprocessors.append_eos_after_trim)
+        name = variant.name(base)
+        seqio.TaskRegistry.add(
+            name,
+            source=source,
+            preprocessors=steps,
+            output_features=features,
+            postprocess_fn=_variant_postprocessor(postprocess_fn, variant),
+            metric_fns=list(metric_fns),
+        )
+        _INFO[name] = TaskInfo(base, variant, tuple(class_labels) if class_labels else None)
+        names.append(name)
+    return names
+
+
+def register_classification(
+    base: str,
+    source: seqio.DataSource,
+    *,
+    prefix: str,
+    keys: Sequence[str],
+    label_names: Sequence[str],
+    metric_fns: Sequence[MetricFn] = (metrics.accuracy,),
+    preformat: Sequence[Callable[..., object]] = (),
+    predicted_labels: Sequence[str] | None = None,
+) -> list[str]:
+    """Registers a T5-style classification task (`"<prefix> k1: v1 k2: v2"` -> label name).
+
+    The source yields the text fields `keys`, an int `label` (-1 when unknown)
+    and optionally an `idx`. Postprocessing maps label strings to class ids for
+    `metric_fns`.
+
+    Args:
+      base: the plain variant's name.
+      source: any seqio DataSource.
+      prefix: the task-name word that starts the inputs.
+      keys: text fields in the order they are written.
+      label_names: class names by label index (the targets).
+      metric_fns: metrics on class ids.
+      preformat: preprocessors to run first (e.g. renaming fields).
+      predicted_labels: the label words the model emits when they differ from
+        `label_names` (zero-shot transfer); they become the class labels and are
+        translated position by position into `label_names` before scoring.
+
+    Returns:
+      The four registered names, plain first.
+    """
+    to_id = post.class_id(label_names)
+    if predicted_labels is not None:
+        to_id = post.chain(
+            post.translate_labels(dict(zip(predicted_labels, label_names, strict=True))), to_id
+        )
+    formatter = [
+        *preformat,
+        functools.partial(
+            pre.classification, prefix=prefix, keys=tuple(keys), label_names=tuple(label_names)
+        ),
+    ]
+    return register_task(
+        base,
+        source,
+        formatter,
+        metric_fns=metric_fns,
+        postprocess_fn=to_id,
+        class_labels=predicted_labels or label_names,
+    )
+
+
+def register_mixture(base: str, members: Sequence[str], *, default_rate: float = 1.0) -> list[str]:
+    """Registers a mixture of registered task families under the four variant names.
+
+    Variant V of the mixture mixes variant V of each member. Its class labels are
+    the members' when they all share one label set, else None.
+    """
+    names = []
+    for variant in VARIANTS:
+        parts = [variant.name(member) for member in members]
+        name = variant.name(base)
+        seqio.MixtureRegistry.add(name, parts, default_rate=default_rate)
+        label_sets = {_INFO[p].class_labels for p in parts if _INFO[p].class_labels}
+        labels = label_sets.pop() if len(label_sets) == 1 else None
+        _INFO[name] = TaskInfo(base, variant, labels)
+        names.append(name)
+    return names
+
+
+def _ensure_registered() -> None:
+    # Importing the package registers every shipped task.
+    import prompt_tuning.tasks  # noqa: F401
+
+
+def registered_names() -> list[str]:
+    """Every seqio task and mixture name, sorted."""
+    _ensure_registered()
+    return sorted(set(seqio.TaskRegistry.names()) | set(seqio.MixtureRegistry.names()))
+
+
+def _unknown(name: str) -> UnknownTaskError:
+    near = difflib.get_close_matches(name, registered_names(), n=5, cutoff=0.6)
+    hint = f" Did you mean {', '.join(near)}?" if near else ""
+    return UnknownTaskError(
+        f"No task or mixture is registered as {name!r}.{hint} `python -m "
+        "prompt_tuning.show_task --list` lists them; new tasks are registered in a module under "
+        "tasks/ with prompt_tuning.data.register_task, from TFDS or from your own files "
+        "(see prompt_tuning.data.sources for where data is read from)."
+    )
+
+
+def get_task_or_mixture(name: str) -> seqio.Task | seqio.Mixture:
+    """The registered seqio Task or Mixture, or an error listing close names."""
+    _ensure_registered()
+    if name in seqio.TaskRegistry.names():
+        return seqio.TaskRegistry.get(name)
+    if name in seqio.MixtureRegistry.names():
+        return seqio.MixtureRegistry.get(name)
+    raise _unknown(name)
+
+
+@gin.configurable(module="prompt_tuning.data")
+def task_name(base: str, objective: str = "lm_adaptation", taskless: bool = False) -> str:
+    """The registered name of `base` in the format a run's checkpoint needs.
+
+    Args:
+      base: a task or mixture's plain name (`glue_mrpc_v002`).
+      objective: the checkpoint's pretraining objective: `lm_adaptation` or
+        `span_corruption` (plain targets) or `span_corruption_sentinel`
+        (`<extra_id_0>` before the targets).
+      taskless: drop the task-name word from the inputs.
+
+    A name registered outside this registry is returned unchanged when the plain
+    format is asked for.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective {objective!r} is not one of {OBJECTIVES}.")
+    wanted = Variant(taskless=taskless, sentinel=objective == SENTINEL_OBJECTIVE)
+    get_task_or_mixture(base)
+    info = _INFO.get(base)
+    if info is not None and info.variant == PLAIN:
+        return wanted.name(base)
+    if wanted == PLAIN:
+        return base
+    if info is None:
+        raise ValueError(
+            f"{base!r} has no format variants (it was not registered with "
+            "prompt_tuning.data.register_task); use objective='lm_adaptation', taskless=False."
+        )
+    raise ValueError(
+        f"{base!r} is already the {info.variant} variant of {info.base!r}; pass the base name "
+        f"{info.base!r} with the objective and taskless settings you want."
+    )
+
+
+def class_labels(name: str) -> tuple[str, ...] | None:
+    """The label strings of a classification task or mixture, None for generation tasks.
+
+    These are the plain label words (no sentinel); for a zero-shot transfer task
+    they are the *source* task's words, which the prompt was trained to emit.
+    """
+    get_task_or_mixture(name)
+    info = _INFO.get(name)
+    return info.class_labels if info else None
+
+
+def is_sentinel_variant(name: str) -> bool:
+    """Whether the targets of `name` start with `<extra_id_0>`."""
+    get_task_or_mixture(name)
+    info = _INFO.get(name)
+    return bool(info and info.variant.sentinel)
