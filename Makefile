@@ -11,7 +11,7 @@ demo: install
 	$(PYTHON) -m prompt_tuning.demo
 
 test: install
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -p no:cacheprovider
 
 test-fast: install
 	$(PYTHON) -m pytest -q -m "not slow"

@@ -1,6 +1,24 @@
 """Installs `prompt_tuning`, its SeqIO task registrations and its gin files."""
 
+import pathlib
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+
+class BuildPyWithGin(build_py):
+    """Copies the top-level gin/ folder into the package as `prompt_tuning/gin_configs`.
+
+    gin/ is deliberately not a Python package: with the repository root on
+    sys.path, a package named `gin` would shadow gin-config itself.
+    """
+
+    def run(self):
+        super().run()
+        target = pathlib.Path(self.build_lib) / "prompt_tuning" / "gin_configs"
+        shutil.copytree("gin", target, dirs_exist_ok=True)
+
 
 CORE = [
     "jax>=0.7",
@@ -39,20 +57,19 @@ setup(
     name="prompt_tuning",
     version="0.1.0",
     description="Prompt tuning of T5 (Lester et al. 2021) on current JAX / Flax.",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=pathlib.Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
     # tasks/ and gin/ live at the top of the repository but install *inside* the
     # package, so nothing called `tasks` or `gin` leaks into site-packages.
-    packages=find_packages(include=["prompt_tuning", "prompt_tuning.*"])
-    + ["prompt_tuning.tasks", "prompt_tuning.gin_configs"],
-    package_dir={"prompt_tuning.tasks": "tasks", "prompt_tuning.gin_configs": "gin"},
+    packages=[*find_packages(include=["prompt_tuning", "prompt_tuning.*"]), "prompt_tuning.tasks"],
+    package_dir={"prompt_tuning.tasks": "tasks"},
     package_data={
-        "prompt_tuning.gin_configs": ["**/*.gin"],
         "prompt_tuning.tasks": ["data/**/*"],
         "prompt_tuning": ["assets/**/*"],
     },
+    cmdclass={"build_py": BuildPyWithGin},
     install_requires=CORE,
     extras_require=EXTRAS,
 )

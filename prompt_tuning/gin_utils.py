@@ -11,13 +11,21 @@ import argparse
 import difflib
 import inspect
 import os
+import pathlib
 import re
 from collections.abc import Iterator, Sequence
-from importlib import resources
 
 import gin
 
-SHIPPED_GIN_DIR = str(resources.files("prompt_tuning.gin_configs"))
+
+def _shipped_gin_dir() -> str:
+    """`gin_configs/` inside an installed wheel, else the checkout's top-level `gin/`."""
+    package = pathlib.Path(__file__).resolve().parent
+    installed = package / "gin_configs"
+    return str(installed if installed.is_dir() else package.parent / "gin")
+
+
+SHIPPED_GIN_DIR = _shipped_gin_dir()
 
 
 class GinConfigError(ValueError):

@@ -1,1 +1,0 @@
-"""Gin files shipped with prompt_tuning (installed as `prompt_tuning.gin_configs`)."""
