@@ -212,28 +212,31 @@ class MultiHeadAttention(nn.Module):
         decode_position: jax.Array | None,
     ) -> tuple[jax.Array, jax.Array]:
         """Keys and values `[batch, cache_length, heads, kv]` read from / written to the cache."""
-        initialized = self.has_variable("cache", "cached_key")
-        if self.cross:
-            # The initial value is computed only when the cache is created.
-            key = self.variable("cache", "cached_key", lambda: key_value()[0])
-            value = self.variable("cache", "cached_value", lambda: key_value()[1])
-            return key.value, value.value
+        if self.cross and self.has_variable("cache", "cached_key"):
+            # Projected once, when the cache was created.
+            return self.get_variable("cache", "cached_key"), self.get_variable(
+                "cache", "cached_value"
+            )
         new_key, new_value = key_value()
-        cached_key = self.variable("cache", "cached_key", jnp.zeros, new_key.shape, new_key.dtype)
-        cached_value = self.variable(
-            "cache", "cached_value", jnp.zeros, new_value.shape, new_value.dtype
-        )
-        if not initialized:
-            # Creating the cache: attend over the inputs themselves.
+        if not self.has_variable("cache", "cached_key"):
+            # Creating the cache (full target length): cross-attention keeps its
+            # keys/values, self-attention gets zero slots; attend over the inputs.
+            keep = (lambda x: x) if self.cross else jnp.zeros_like
+            self.put_variable("cache", "cached_key", keep(new_key))
+            self.put_variable("cache", "cached_value", keep(new_value))
             return new_key, new_value
         if new_key.shape[1] != 1:
             raise ValueError(
                 f"Cached self-attention decodes one position at a time; got {new_key.shape[1]}."
             )
         start = (0, decode_position, 0, 0)
-        cached_key.value = lax.dynamic_update_slice(cached_key.value, new_key, start)
-        cached_value.value = lax.dynamic_update_slice(cached_value.value, new_value, start)
-        return cached_key.value, cached_value.value
+        key = lax.dynamic_update_slice(self.get_variable("cache", "cached_key"), new_key, start)
+        value = lax.dynamic_update_slice(
+            self.get_variable("cache", "cached_value"), new_value, start
+        )
+        self.put_variable("cache", "cached_key", key)
+        self.put_variable("cache", "cached_value", value)
+        return key, value
 
     @nn.compact
     def __call__(
