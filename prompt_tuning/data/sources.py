@@ -28,6 +28,7 @@ from prompt_tuning.data.readers import RawDataset
 
 ENV_SOURCE = "PROMPT_TUNING_DATA_SOURCE"
 ENV_DATA_DIR = "PROMPT_TUNING_DATA_DIR"
+ENV_TFDS_DATA_DIR = "TFDS_DATA_DIR"
 SOURCES = ("auto", "tfds", "files")
 # Raw files are read in order; shuffle within this many examples (all of most
 # GLUE / SuperGLUE training sets) before the Task's own shuffle.
@@ -56,7 +57,8 @@ def data_options(
     Args:
       source: `tfds`, `files` or `auto`; None reads `PROMPT_TUNING_DATA_SOURCE`.
       data_dir: root of the original files; None reads `PROMPT_TUNING_DATA_DIR`.
-      tfds_data_dir: TFDS data directory; None lets TFDS read `TFDS_DATA_DIR`.
+      tfds_data_dir: TFDS data directory; None reads `TFDS_DATA_DIR` (TFDS's
+        default when that is unset too).
     """
     source = source or os.environ.get(ENV_SOURCE) or "auto"
     if source not in SOURCES:
@@ -73,6 +75,8 @@ def data_options(
             "(or bind prompt_tuning.data.data_options.data_dir) to the folder holding "
             "super_glue/, glue/ and mrqa/ as unzipped from the official downloads."
         )
+    # Read here rather than left to TFDS, which reads it once, at import.
+    tfds_data_dir = tfds_data_dir or os.environ.get(ENV_TFDS_DATA_DIR) or None
     return DataOptions(kind=source, data_dir=data_dir, tfds_data_dir=tfds_data_dir)
 
 
