@@ -68,17 +68,13 @@ def _pad(rows: Sequence[np.ndarray], length: int) -> np.ndarray:
     return out
 
 
-def label_token_ids(vocabulary: seqio.Vocabulary, labels: Sequence[str]) -> list[list[int]]:
-    """Token ids of each label string followed by EOS (what the model must emit)."""
-    return [[*vocabulary.encode(label), EOS_ID] for label in labels]
-
-
 def scoring_batch(
     inputs: Sequence[np.ndarray], label_ids: Sequence[Sequence[int]], input_length: int
 ) -> dict[str, np.ndarray]:
     """Pairs each input with each label: rows `[example * num_labels + label]`.
 
-    Returns `encoder_input_tokens [n*L, input_length]`, `decoder_target_tokens`,
+    `label_ids` are the full target ids of each label (EOS included). Returns
+    `encoder_input_tokens [n*L, input_length]`, `decoder_target_tokens`,
     `decoder_input_tokens` (targets shifted right with BOS 0) and
     `decoder_loss_weights`, each `[n*L, max_label_length]`.
     """

@@ -25,6 +25,8 @@ from etils import epath
 
 from prompt_tuning import checkpoints, evaluation, input_pipeline, partitioning, prompts, trainer
 from prompt_tuning.checkpoints import state as run_state
+from prompt_tuning.data import rank_classification
+from prompt_tuning.data import registry as data_registry
 from prompt_tuning.models import T5, T5Config, get_config, stack_layers
 
 log = logging.getLogger(__name__)
@@ -183,11 +185,9 @@ def check_vocabulary(task: seqio.Task | seqio.Mixture, config: T5Config) -> seqi
     return vocabulary
 
 
-def task_labels(task: seqio.Task | seqio.Mixture) -> list[str] | None:
+def task_labels(task: seqio.Task | seqio.Mixture) -> tuple[str, ...] | None:
     """The label strings a classification task declares (None for generative tasks)."""
-    from prompt_tuning.data import class_labels
-
-    return class_labels(task.name)
+    return data_registry.class_labels(task.name)
 
 
 # -------------------------------------------------------------------- model dir
@@ -205,22 +205,27 @@ def _run_identity(config_text: str) -> list[str]:
     ]
 
 
-def claim_model_dir(model_dir: str, config_text: str) -> None:
-    """Writes the run's gin config, or checks it against the one already there."""
+def check_model_dir(model_dir: str, config_text: str) -> bool:
+    """Whether MODEL_DIR already holds this run; raises if it holds a different one."""
     path = epath.Path(model_dir) / CONFIG_FILE
+    if not path.exists():
+        return False
+    old, new = _run_identity(path.read_text()), _run_identity(config_text)
+    if old != new:
+        changed = sorted(set(old).symmetric_difference(new))[:6]
+        raise RunError(
+            f"MODEL_DIR {model_dir} holds a different run (its {CONFIG_FILE} differs in: "
+            + " | ".join(changed)
+            + "). Use a new MODEL_DIR, or re-run with the same config to resume."
+        )
+    return True
+
+
+def write_config(model_dir: str, config_text: str) -> None:
+    """Records the run's exact gin config (process 0; temp file then rename)."""
     if jax.process_index() != 0:
-        # Process 0 claims the directory; the others only read from it.
         return
-    if path.exists():
-        old, new = _run_identity(path.read_text()), _run_identity(config_text)
-        if old != new:
-            changed = sorted(set(old).symmetric_difference(new))[:6]
-            raise RunError(
-                f"MODEL_DIR {model_dir} holds a different run (its {CONFIG_FILE} differs in: "
-                + " | ".join(changed)
-                + "). Use a new MODEL_DIR, or re-run with the same config to resume."
-            )
-        return
+    path = epath.Path(model_dir) / CONFIG_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{CONFIG_FILE}.tmp"
     tmp.write_text(config_text)
@@ -276,8 +281,10 @@ def train(
 
     Returns the final prompt `[P, d]`.
     """
+    # Everything is validated before the first byte is written to MODEL_DIR.
+    config_text = gin.config_str()
+    resuming = check_model_dir(model_dir, config_text)
     mesh = mesh or partitioning.make_mesh()
-    claim_model_dir(model_dir, gin.config_str())
     config, frozen = load_frozen(model, mesh)
     task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)
     vocabulary = check_vocabulary(task, config)
@@ -285,8 +292,7 @@ def train(
     optimizer = optimizer or trainer.make_optimizer()
     replicated = partitioning.replicated(mesh)
 
-    checkpointer = run_state.StateCheckpointer(model_dir, max_to_keep=keep_states)
-    start = checkpointer.latest_step()
+    start = run_state.latest_state_step(model_dir) if resuming else None
     if start is None:
         init = prompt.init(
             embedding=np.asarray(jax.device_get(frozen["token_embedder"]["embedding"]), np.float32),
@@ -296,6 +302,7 @@ def train(
         initial = init(jax.random.key(data.seed), (prompt.length, config.d_model))
         state = jax.device_put(trainer.init_state(initial, optimizer), replicated)
         start = 0
+        write_config(model_dir, config_text)
     else:
         abstract = jax.eval_shape(
             lambda: trainer.init_state(jnp.zeros((prompt.length, config.d_model)), optimizer)
@@ -303,8 +310,9 @@ def train(
         abstract = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), abstract
         )
-        state, _ = checkpointer.restore(start, abstract)
+        state, _ = run_state.StateCheckpointer(model_dir).restore(start, abstract)
         print_fn(f"Resuming from step {start} in {model_dir}.")
+    checkpointer = run_state.StateCheckpointer(model_dir, max_to_keep=keep_states)
 
     step_fn = trainer.make_train_step(
         t5, optimizer, loss or trainer.LossConfig(), num_microbatches=num_microbatches,
@@ -404,7 +412,9 @@ def evaluate_prompts(
         for i in range(num_prompts):
             results[i][f"{prefix}majority_baseline"] = evaluation.majority_class_accuracy(examples)
         if labels:
-            ids = evaluation.label_token_ids(sub.output_features["targets"].vocabulary, labels)
+            ids = rank_classification.label_target_ids(
+                sub.name, sub.output_features["targets"].vocabulary
+            )
             scores = evaluation.rank_classify(
                 t5, frozen, prompt_stack, examples, ids, input_length=input_length,
                 batch_size=batch_size, prompt_position=position,
@@ -509,7 +519,9 @@ def run_main(job: Callable[[], Any], argv: Sequence[str]) -> int:
             raise
     except (gin_utils.GinConfigError, RunError, checkpoints.CheckpointError, ValueError,
             FileNotFoundError) as e:
-        print(f"error: {e}", flush=True)
+        # gin appends "In call to configurable ..." to errors raised inside a job.
+        message = str(e).split("\n  In call to configurable")[0]
+        print(f"error: {message}", flush=True)
         return 2
     return 0
 
@@ -575,7 +587,7 @@ def infer(
     t5 = T5(config)
     with jax.set_mesh(mesh):
         if labels:
-            ids = evaluation.label_token_ids(vocabulary, labels)
+            ids = rank_classification.label_target_ids(task.name, vocabulary)
             scores = evaluation.rank_classify(
                 t5, frozen, None if prompt is None else prompt[None], examples, ids,
                 input_length=input_length, prompt_position=position,

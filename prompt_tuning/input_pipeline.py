@@ -9,7 +9,6 @@ already consumed and sees the same data as an uninterrupted run.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Mapping
 
 import jax
@@ -20,6 +19,7 @@ from jax.sharding import NamedSharding
 
 # Registers the project's tasks (and their gin knobs) before any gin parsing.
 import prompt_tuning.tasks  # noqa: F401
+from prompt_tuning.data import get_task_or_mixture
 
 FEATURES = (
     "encoder_input_tokens",
@@ -27,22 +27,6 @@ FEATURES = (
     "decoder_target_tokens",
     "decoder_loss_weights",
 )
-
-
-def get_task_or_mixture(name: str) -> seqio.Task | seqio.Mixture:
-    """Looks a name up in seqio's registries, with a helpful error if absent."""
-    if name in seqio.TaskRegistry.names():
-        return seqio.TaskRegistry.get(name)
-    if name in seqio.MixtureRegistry.names():
-        return seqio.MixtureRegistry.get(name)
-    known = sorted(set(seqio.TaskRegistry.names()) | set(seqio.MixtureRegistry.names()))
-    near = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
-    hint = f" Closest registered names: {', '.join(near)}." if near else ""
-    raise ValueError(
-        f"Task or mixture {name!r} is not registered.{hint} Register it in a module under "
-        "tasks/ (imported by prompt_tuning.tasks) or pick one from `python -m "
-        "prompt_tuning.show_task --list`."
-    )
 
 
 def _local_shards(num_shards: int) -> range:

@@ -104,7 +104,7 @@ def test_unregistered_task(finished_run, tmp_path, capsys):
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     argv = _argv(fresh, finished_run[1], "--gin.MIXTURE_OR_TASK_NAME='tiny_polarity_tset'")
-    _fails(argv, capsys, fresh, "not registered", "tiny_polarity_test")
+    _fails(argv, capsys, fresh, "No task or mixture is registered", "tiny_polarity_test")
 
 
 def test_model_dir_of_another_run(finished_run, model_dir, capsys):

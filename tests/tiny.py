@@ -14,9 +14,9 @@ import seqio
 import tensorflow as tf
 
 from prompt_tuning import checkpoints
+from prompt_tuning.data.registry import register_classification
 from prompt_tuning.models import T5Config, init_params
 
-VOCAB_PATH = pathlib.Path(__file__).resolve().parents[2] / "shared/fixtures/vocab/t5_cc_all.32000.spiece.model"
 TASK = "tiny_polarity_test"
 LABELS = ("negative", "positive")
 
@@ -44,38 +44,21 @@ def _examples(split: str) -> dict[str, list[str]]:
 
 def _dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
     del shuffle_files, seed
-    return tf.data.Dataset.from_tensor_slices(_examples(split))
-
-
-def _format(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    return dataset.map(
-        lambda ex: {"inputs": tf.strings.join(["polarity sentence: ", ex["sentence"]]),
-                    "targets": ex["label"]}
-    )
-
-
-def _accuracy(targets, predictions):
-    return {"accuracy": 100.0 * sum(t == p for t, p in zip(targets, predictions, strict=True)) / len(targets)}
+    examples = _examples(split)
+    label_ids = [LABELS.index(label) for label in examples["label"]]
+    return tf.data.Dataset.from_tensor_slices({"sentence": examples["sentence"], "label": label_ids})
 
 
 def register() -> None:
     if TASK in seqio.TaskRegistry.names():
         return
-    vocabulary = seqio.SentencePieceVocabulary(str(VOCAB_PATH), extra_ids=100)
-    features = {
-        "inputs": seqio.Feature(vocabulary, add_eos=True),
-        "targets": seqio.Feature(vocabulary, add_eos=True),
-    }
-    seqio.TaskRegistry.add(
+    register_classification(
         TASK,
-        source=seqio.FunctionDataSource(_dataset_fn, splits=["train", "validation"]),
-        preprocessors=[_format, seqio.preprocessors.tokenize, seqio.preprocessors.append_eos],
-        output_features=features,
-        metric_fns=[_accuracy],
+        seqio.FunctionDataSource(_dataset_fn, splits=["train", "validation"]),
+        prefix="polarity",
+        keys=("sentence",),
+        label_names=LABELS,
     )
-    from prompt_tuning.data import register_class_labels
-
-    register_class_labels(TASK, LABELS)
 
 
 def write_checkpoint(model_dir: pathlib.Path, seed: int = 0) -> pathlib.Path:
@@ -85,10 +68,10 @@ def write_checkpoint(model_dir: pathlib.Path, seed: int = 0) -> pathlib.Path:
 
 
 def exploding_learning_rate(after: int = 4) -> object:
-    """A schedule that is sane for `after` steps, then large enough to overflow the prompt."""
+    """A schedule that is sane for `after` steps, then infinite (the prompt becomes Inf, the loss NaN)."""
     import jax.numpy as jnp
 
-    return lambda count: jnp.where(count < after, 0.3, 1e30)
+    return lambda count: jnp.where(count < after, 0.3, jnp.inf)
 
 
 register()

@@ -59,6 +59,13 @@ def saved_prompt_steps(model_dir: str | os.PathLike) -> list[int]:
     return sorted(int(m.group(1)) for m in matches if m)
 
 
+def latest_state_step(model_dir: str | os.PathLike) -> int | None:
+    """The newest complete saved state, without creating anything on disk."""
+    if not (epath.Path(model_dir) / STATE_DIR).exists():
+        return None
+    return StateCheckpointer(model_dir).latest_step()
+
+
 class StateCheckpointer:
     """Orbax-backed save / restore of the resumable train state.
 
