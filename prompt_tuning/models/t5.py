@@ -13,6 +13,7 @@ also used on disk) or, with `config.scan_layers`, one `nn.scan`ned module
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -369,15 +370,16 @@ def logical_axes(config: T5Config, scanned: bool = False) -> Params:
     return nn.get_partition_spec(variables)["params"]
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _init(config: T5Config, rng: jax.Array) -> Params:
+    # Jitted once per config: compiling the initialisers dominates for small models.
+    variables = T5(config).init(rng, *_dummy_inputs())
+    return nn.meta.unbox(variables["params"])
+
+
 def init_params(config: T5Config, rng: jax.Array) -> Params:
     """Random parameters in the T5X layout (`layers_i`), held in `config.param_dtype`."""
-
-    @jax.jit
-    def init(rng: jax.Array) -> Params:
-        variables = T5(config.replace(scan_layers=False)).init(rng, *_dummy_inputs())
-        return nn.meta.unbox(variables["params"])
-
-    return init(rng)
+    return _init(config.replace(scan_layers=False), rng)
 
 
 def _layer_names(stack: Params, expected: int, where: str) -> list[str]:
