@@ -228,7 +228,7 @@ def super_glue(config: str) -> RawDataset:
         files=files,
         read=read,
         signature=_super_glue_signature(task),
-        origin=f"{task.folder}.zip from https://super.gluebenchmark.com/tasks",
+        origin=f"unzipped from {task.folder}.zip of https://super.gluebenchmark.com/tasks",
     )
 
 
@@ -365,7 +365,7 @@ def glue(config: str) -> RawDataset:
         files={split: f"glue/{task.folder}/{name}" for split, name in task.files.items()},
         read=read,
         signature=signature,
-        origin=f"the GLUE data ({task.folder}) from https://gluebenchmark.com/tasks",
+        origin=f"the {task.folder} folder of the GLUE download, https://gluebenchmark.com/tasks",
     )
 
 
@@ -423,5 +423,5 @@ def mrqa(config: str) -> RawDataset:
         files=files,
         read=_mrqa_examples,
         signature=MRQA_SIGNATURE,
-        origin=f"{stem}.jsonl.gz from https://github.com/mrqa/MRQA-Shared-Task-2019",
+        origin=f"{stem}.jsonl.gz of the MRQA release, https://github.com/mrqa/MRQA-Shared-Task-2019",
     )

@@ -48,6 +48,11 @@ class Variant:
         """The registered name of this variant of `base`."""
         return base + "_taskless" * self.taskless + "_sentinel" * self.sentinel
 
+    def describe(self) -> str:
+        """`plain`, `taskless`, `sentinel` or `taskless sentinel`."""
+        words = [w for w, on in (("taskless", self.taskless), ("sentinel", self.sentinel)) if on]
+        return " ".join(words) or "plain"
+
 
 VARIANTS = tuple(
     Variant(taskless, sentinel) for taskless in (False, True) for sentinel in (False, True)
@@ -232,9 +237,10 @@ def get_task_or_mixture(name: str) -> seqio.Task | seqio.Mixture:
     raise _unknown(name)
 
 
-@gin.configurable(module="prompt_tuning.data")
-def task_name(base: str, objective: str = "lm_adaptation", taskless: bool = False) -> str:
+def resolve_task_name(base: str, objective: str = "lm_adaptation", taskless: bool = False) -> str:
     """The registered name of `base` in the format a run's checkpoint needs.
+
+    Gin sees this as `prompt_tuning.data.task_name`.
 
     Args:
       base: a task or mixture's plain name (`glue_mrpc_v002`).
@@ -261,9 +267,13 @@ def task_name(base: str, objective: str = "lm_adaptation", taskless: bool = Fals
             "prompt_tuning.data.register_task); use objective='lm_adaptation', taskless=False."
         )
     raise ValueError(
-        f"{base!r} is already the {info.variant} variant of {info.base!r}; pass the base name "
+        f"{base!r} is already the {info.variant.describe()} variant of {info.base!r}; pass the base name "
         f"{info.base!r} with the objective and taskless settings you want."
     )
+
+
+# The per-run knob: `prompt_tuning.data.task_name.objective = 'span_corruption_sentinel'`.
+task_name = gin.configurable("task_name", module="prompt_tuning.data")(resolve_task_name)
 
 
 def class_labels(name: str) -> tuple[str, ...] | None:

@@ -81,11 +81,11 @@ def data_options(
 
 
 def _how_to_provide(raw: RawDataset, tfds_name: str) -> str:
+    expected = ", ".join(f"DIR/{path}" for path in raw.files.values())
     return (
-        f"Provide it either as the original files ({raw.origin}) under {ENV_DATA_DIR}=DIR "
-        f"(expected {', '.join(f'DIR/{p}' for p in raw.files.values())}), or as the TFDS "
-        f"dataset {tfds_name} prepared under TFDS_DATA_DIR with "
-        f"{ENV_SOURCE}=tfds."
+        f"Provide it either as the original files under {ENV_DATA_DIR}=DIR (expected: {expected}; "
+        f"{raw.origin}), or as the TFDS dataset {tfds_name} prepared under {ENV_TFDS_DATA_DIR} "
+        f"with {ENV_SOURCE}=tfds."
     )
 
 
