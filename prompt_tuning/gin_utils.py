@@ -55,7 +55,7 @@ def parse_flags(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def _registered_names() -> list[str]:
-    return sorted({name for selector in gin.config._REGISTRY for name in _suffixes(selector)})
+    return sorted({name for selector, _ in gin.config._REGISTRY.items() for name in _suffixes(selector)})
 
 
 def _suffixes(selector: str) -> Iterator[str]:
@@ -137,16 +137,20 @@ def parse(
         no file or binding defines.
     """
     gin.clear_config()
-    for path in [*search_paths, os.getcwd(), SHIPPED_GIN_DIR]:
+    roots = [*search_paths, os.getcwd(), SHIPPED_GIN_DIR]
+    for path in roots:
+        # For `include` statements inside gin files.
         gin.add_config_file_search_path(path)
     for gin_file in gin_files:
-        try:
-            gin.parse_config_file(gin_file)
-        except OSError as e:
+        found = next(
+            (p for p in (pathlib.Path(r, gin_file) for r in roots) if p.is_file()), None
+        )
+        if found is None:
             raise GinConfigError(
-                f"Gin file {gin_file!r} not found (searched {', '.join(search_paths) or 'no extra paths'}, "
-                f"the current directory and {SHIPPED_GIN_DIR})."
-            ) from e
+                f"Gin file {gin_file!r} not found (searched {', '.join(map(str, roots))})."
+            )
+        try:
+            gin.parse_config_file(str(found))
         except (ValueError, SyntaxError) as e:
             raise GinConfigError(f"In gin file {gin_file}: {_explain(e)}") from e
     for binding in bindings:
