@@ -243,7 +243,7 @@ class MultiHeadAttention(nn.Module):
         self,
         inputs_q: jax.Array,
         inputs_kv: jax.Array,
-        bias: jax.Array,
+        biases: tuple[jax.Array, ...],
         decode_position: jax.Array | None = None,
     ) -> jax.Array:
         """Attends from `inputs_q` to `inputs_kv`.
@@ -251,9 +251,11 @@ class MultiHeadAttention(nn.Module):
         Args:
           inputs_q: `[batch, q_length, embed]`.
           inputs_kv: `[batch, kv_length, embed]`.
-          bias: additive float32 bias broadcastable to `[batch, heads, q_length, k_length]`
-            (masks and relative positions), where `k_length` is the cache length
-            when decoding.
+          biases: additive float32 biases, each broadcastable to
+            `[batch, heads, q_length, k_length]` (masks, relative positions), with
+            `k_length` the cache length when decoding. Kept apart so that a
+            `[batch, 1, 1, k]` mask and a `[1, heads, q, k]` position bias are only
+            combined inside the fused logits computation.
           decode_position: the position being decoded (self-attention steps only).
 
         Returns:
@@ -275,7 +277,9 @@ class MultiHeadAttention(nn.Module):
         else:
             key, value = key_value()
 
-        logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32) + bias
+        logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
+        for bias in biases:
+            logits = logits + bias
         weights = jax.nn.softmax(logits, axis=-1).astype(_dtype(cfg.dtype))
         weights = nn.Dropout(cfg.dropout_rate)(weights, deterministic=self.deterministic)
         out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)

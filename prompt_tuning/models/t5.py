@@ -57,14 +57,22 @@ class EncoderLayer(nn.Module):
     deterministic: bool = True
 
     @nn.compact
-    def __call__(self, x: jax.Array, bias: jax.Array) -> tuple[jax.Array, None]:
-        """`[batch, length, embed]`, bias `[batch, heads, length, length]` -> (same, None).
+    def __call__(
+        self, x: jax.Array, position_bias: jax.Array, mask_bias: jax.Array
+    ) -> tuple[jax.Array, None]:
+        """One encoder layer.
 
-        Returns a `(carry, None)` pair so the layer can be `nn.scan`ned.
+        Args:
+          x: `[batch, length, embed]`.
+          position_bias: relative positions, `[1, heads, length, length]`.
+          mask_bias: padding mask, `[batch, 1, 1, length]`.
+
+        Returns:
+          `(x, None)`, a scannable `(carry, output)` pair.
         """
         cfg, det = self.config, self.deterministic
         h = RMSNorm(cfg, name="pre_attention_layer_norm")(x)
-        h = MultiHeadAttention(cfg, det, name="attention")(h, h, bias)
+        h = MultiHeadAttention(cfg, det, name="attention")(h, h, (position_bias, mask_bias))
         x = x + _residual_dropout(cfg, h, det)
         h = RMSNorm(cfg, name="pre_mlp_layer_norm")(x)
         h = MlpBlock(cfg, det, name="mlp")(h)
@@ -98,17 +106,17 @@ class DecoderLayer(nn.Module):
           decode_position: the position written to the cache in a decoding step.
 
         Returns:
-          `(y, None)`, `y` of the input's shape.
+          `(y, None)`, a scannable `(carry, output)` pair.
         """
         cfg, det = self.config, self.deterministic
         h = RMSNorm(cfg, name="pre_self_attention_layer_norm")(y)
         h = MultiHeadAttention(cfg, det, self.decode, name="self_attention")(
-            h, h, self_bias, decode_position
+            h, h, (self_bias,), decode_position
         )
         y = y + _residual_dropout(cfg, h, det)
         h = RMSNorm(cfg, name="pre_cross_attention_layer_norm")(y)
         h = MultiHeadAttention(cfg, det, self.decode, cross=True, name="encoder_decoder_attention")(
-            h, encoded, cross_bias
+            h, encoded, (cross_bias,)
         )
         y = y + _residual_dropout(cfg, h, det)
         h = RMSNorm(cfg, name="pre_mlp_layer_norm")(y)
@@ -170,11 +178,20 @@ class Encoder(nn.Module):
         cfg, det = self.config, not enable_dropout
         positions = jnp.arange(embedded.shape[1])
         relpos = RelativePositionBias(cfg, bidirectional=True, name="relpos_bias")
+        position_bias = relpos(positions, positions)
         # Padding is masked as keys only: padded query rows are never read downstream.
-        bias = relpos(positions, positions) + mask_to_bias(input_mask[:, None, None, :])
+        mask_bias = mask_to_bias(input_mask[:, None, None, :])
         x = _residual_dropout(cfg, embedded, det)
         x = nn.with_logical_constraint(x, EMBED)
-        x = _apply_layers(EncoderLayer, cfg, cfg.num_encoder_layers, x, bias, deterministic=det)
+        x = _apply_layers(
+            EncoderLayer,
+            cfg,
+            cfg.num_encoder_layers,
+            x,
+            position_bias,
+            mask_bias,
+            deterministic=det,
+        )
         x = RMSNorm(cfg, name="encoder_norm")(x)
         return _residual_dropout(cfg, x, det)
 
