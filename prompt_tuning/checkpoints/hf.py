@@ -34,6 +34,10 @@ _ATTENTION = (("q", "query"), ("k", "key"), ("v", "value"), ("o", "out"))
 def config_from_hf_dict(d: Mapping[str, Any], **options: Any) -> T5Config:
     """Builds a `T5Config` from the contents of an HF T5 / mT5 `config.json`.
 
+    Only the architecture is read: `dropout_rate` is a training choice (T5X
+    checkpoints cannot tell it either), so it stays the config default unless
+    given in `options`. Missing optional keys take HF's defaults.
+
     Args:
       d: the parsed `config.json`.
       **options: execution fields (dtype, remat_policy, ...) that the file cannot tell.

@@ -44,10 +44,6 @@ EMBEDDING_INIT = nn.initializers.normal(stddev=1.0)
 RELPOS_INIT = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
 
 
-def _dtype(name: str) -> jnp.dtype:
-    return jnp.dtype(name)
-
-
 def mask_to_bias(mask: jax.Array) -> jax.Array:
     """Turns a 0/1 (or bool) attention mask into an additive float32 bias."""
     return jnp.where(mask > 0, 0.0, NEG_INF).astype(jnp.float32)
@@ -65,12 +61,12 @@ class RMSNorm(nn.Module):
             "scale",
             nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
             (x.shape[-1],),
-            _dtype(self.config.param_dtype),
+            jnp.dtype(self.config.param_dtype),
         )
         x = x.astype(jnp.float32)
         variance = jnp.mean(jnp.square(x), axis=-1, keepdims=True)
         y = x * lax.rsqrt(variance + self.config.layer_norm_epsilon)
-        return (y * scale.astype(jnp.float32)).astype(_dtype(self.config.dtype))
+        return (y * scale.astype(jnp.float32)).astype(jnp.dtype(self.config.dtype))
 
 
 class Dense(nn.Module):
@@ -88,9 +84,9 @@ class Dense(nn.Module):
             "kernel",
             nn.with_logical_partitioning(self.kernel_init, self.kernel_axes),
             (x.shape[-1], self.features),
-            _dtype(self.config.param_dtype),
+            jnp.dtype(self.config.param_dtype),
         )
-        dtype = _dtype(self.config.dtype)
+        dtype = jnp.dtype(self.config.dtype)
         return jnp.dot(x.astype(dtype), kernel.astype(dtype))
 
 
@@ -104,17 +100,17 @@ class Embed(nn.Module):
             "embedding",
             nn.with_logical_partitioning(EMBEDDING_INIT, ("vocab", "embed")),
             (self.config.vocab_size, self.config.d_model),
-            _dtype(self.config.param_dtype),
+            jnp.dtype(self.config.param_dtype),
         )
 
     def __call__(self, ids: jax.Array) -> jax.Array:
         """`[batch, length]` int ids -> `[batch, length, embed]`."""
-        embedded = jnp.take(self.embedding, ids, axis=0).astype(_dtype(self.config.dtype))
+        embedded = jnp.take(self.embedding, ids, axis=0).astype(jnp.dtype(self.config.dtype))
         return nn.with_logical_constraint(embedded, EMBED)
 
     def attend(self, query: jax.Array) -> jax.Array:
         """`[batch, length, embed]` -> `[batch, length, vocab]` (dot with every embedding)."""
-        dtype = _dtype(self.config.dtype)
+        dtype = jnp.dtype(self.config.dtype)
         return jnp.dot(query.astype(dtype), self.embedding.astype(dtype).T)
 
 
@@ -169,7 +165,7 @@ class RelativePositionBias(nn.Module):
             "rel_embedding",
             nn.with_logical_partitioning(RELPOS_INIT, ("heads", "relpos_buckets")),
             (cfg.num_heads, cfg.relative_attention_num_buckets),
-            _dtype(cfg.param_dtype),
+            jnp.dtype(cfg.param_dtype),
         )
         buckets = relative_position_bucket(
             key_positions[None, :] - query_positions[:, None],
@@ -280,7 +276,7 @@ class MultiHeadAttention(nn.Module):
         logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
         for bias in biases:
             logits = logits + bias
-        weights = jax.nn.softmax(logits, axis=-1).astype(_dtype(cfg.dtype))
+        weights = jax.nn.softmax(logits, axis=-1).astype(jnp.dtype(cfg.dtype))
         weights = nn.Dropout(cfg.dropout_rate)(weights, deterministic=self.deterministic)
         out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
         out = nn.with_logical_constraint(out, HEADS)
