@@ -92,17 +92,16 @@ def check_tokens(
         )
 
 
-def check_all_variants(
+def check_variants(
     base: str,
     split: str,
     expected: Sequence[tuple[str, str]],
     vocabulary: seqio.Vocabulary,
     task_prefix: bool = True,
 ) -> None:
-    """The four registered variants of `base` give `expected` in their own form."""
+    """The taskless / sentinel variants of `base` give `expected` (the plain format) in their form."""
     taskless = [(drop_first_word(i) if task_prefix else i, t) for i, t in expected]
     for suffix, want, sentinel in (
-        ("", expected, False),
         ("_taskless", taskless, False),
         ("_sentinel", expected, True),
         ("_taskless_sentinel", taskless, True),

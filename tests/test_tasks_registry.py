@@ -14,6 +14,7 @@ from prompt_tuning.data import (
     get_task_or_mixture,
     label_target_ids,
     rank_classify,
+    register_mixture,
     registered_names,
     t5_vocabulary,
     task_name,
@@ -72,6 +73,29 @@ def test_task_name_is_gin_configurable_per_run(clean_gin):
     )
     assert task_name("glue_mrpc_v002") == "glue_mrpc_v002_taskless_sentinel"
     assert task_name("mrqa_squad_to_drop_v100") == "mrqa_squad_to_drop_v100_taskless_sentinel"
+
+
+def test_a_run_config_can_name_its_task_through_the_knob(clean_gin):
+    # How a run's gin file names a task: the model file binds the objective, the run
+    # file the base task; whatever consumes the name gets the right variant.
+    @gin.configurable
+    def consumer(mixture_or_task_name):
+        return mixture_or_task_name
+
+    gin.parse_config(
+        [
+            "consumer.mixture_or_task_name = @prompt_tuning.data.task_name()",
+            "prompt_tuning.data.task_name.base = 'super_glue_boolq_v102'",
+            "prompt_tuning.data.task_name.objective = 'span_corruption_sentinel'",
+        ]
+    )
+    assert consumer() == "super_glue_boolq_v102_sentinel"
+
+
+def test_mixtures_need_registered_base_members():
+    with pytest.raises(ValueError, match=r"\['glue_rte_v002_taskless'\] are not base names"):
+        register_mixture("registry_test_mixture", ["glue_cola_v002", "glue_rte_v002_taskless"])
+    assert "registry_test_mixture" not in registered_names()
 
 
 def test_task_name_errors_name_the_problem():

@@ -153,7 +153,9 @@ def token_f1(prediction: str, answer: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def _max_over_answers(score: Callable[[str, str], float], prediction: str, answers: Sequence[str]):
+def _max_over_answers(
+    score: Callable[[str, str], float], prediction: str, answers: Sequence[str]
+) -> float:
     if not len(answers):
         raise ValueError(f"No reference answers to score the prediction {prediction!r} against.")
     return max(score(prediction, answer) for answer in answers)
@@ -193,7 +195,9 @@ def record(targets: Sequence[Mapping[str, Any]], predictions: Sequence[str]) -> 
     return squad(kept_targets, kept_predictions)
 
 
-def multirc(targets: Sequence[Mapping[str, Any]], predictions: Sequence[Mapping[str, Any]]):
+def multirc(
+    targets: Sequence[Mapping[str, Any]], predictions: Sequence[Mapping[str, Any]]
+) -> dict[str, float]:
     """MultiRC F1a (F1 over all answer options) and exact match (per question).
 
     Args:

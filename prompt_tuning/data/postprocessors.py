@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 Postprocessor = Callable[..., Any]
 
 SENTINEL_0 = "<extra_id_0>"
@@ -46,8 +44,9 @@ _DETERMINERS = frozenset(
 
 
 def as_text(value: Any) -> str:
-    """bytes / numpy bytes / str -> str."""
-    return value.decode("utf-8") if isinstance(value, bytes | np.bytes_) else str(value)
+    """bytes (as numpy gives strings) or str -> str."""
+    # numpy's bytes_ is a bytes subclass.
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def strip_sentinel(text: str, **_: Any) -> str:

@@ -19,7 +19,6 @@ import csv
 import dataclasses
 import gzip
 import json
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -321,7 +320,7 @@ GLUE = {
 def _glue_rows(task: GlueTask, path: str) -> Iterator[dict[str, str]]:
     """TSV rows as dicts (CoLA's labelled files have no header: source, label, _, sentence)."""
     # Some GLUE fields are longer than csv's default limit of 128 KiB.
-    csv.field_size_limit(sys.maxsize)
+    csv.field_size_limit(2**31 - 1)
     lines = read_lines(path)
     if task.config == "cola" and not path.endswith("test.tsv"):
         for row in csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE):

@@ -193,6 +193,12 @@ def register_mixture(base: str, members: Sequence[str], *, default_rate: float =
     Variant V of the mixture mixes variant V of each member. Its class labels are
     the members' when they all share one label set, else None.
     """
+    not_bases = [m for m in members if m not in _INFO or _INFO[m].variant != PLAIN]
+    if not_bases:
+        raise ValueError(
+            f"Mixture {base!r}: {not_bases} are not base names registered with register_task "
+            "or register_mixture, so they have no variants to mix."
+        )
     names = []
     for variant in VARIANTS:
         parts = [variant.name(member) for member in members]
