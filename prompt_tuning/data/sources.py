@@ -98,10 +98,12 @@ class TaskSource(seqio.DataSource):
     def __init__(
         self, tfds_name: str, raw: RawDataset, tfds_splits: Mapping[str, str] | None = None
     ):
-        """Args:
-        tfds_name: `name/config:version`, e.g. `super_glue/rte:1.0.2`.
-        raw: the same dataset in its original files; its splits are the task's.
-        tfds_splits: task split -> TFDS split where the names differ.
+        """Builds the source.
+
+        Args:
+          tfds_name: `name/config:version`, e.g. `super_glue/rte:1.0.2`.
+          raw: the same dataset in its original files; its splits are the task's.
+          tfds_splits: task split -> TFDS split where the names differ.
         """
         self._tfds_name = tfds_name
         self._raw = raw
