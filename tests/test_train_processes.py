@@ -1,0 +1,112 @@
+"""Training as separate processes: killed and resumed, and split over two JAX processes."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tiny
+
+TESTS = pathlib.Path(__file__).resolve().parent
+pytestmark = pytest.mark.slow
+
+
+def _command(model_dir, checkpoint, steps=30):
+    return [
+        sys.executable, "-m", "prompt_tuning.train",
+        f"--gin_search_paths={TESTS}",
+        "--gin_file=runs/prompt_finetune.gin",
+        "--gin_file=prompts/random_uniform.gin",
+        "--gin_file=hardware/cpu.gin",
+        "--gin_file=tiny_task.gin",
+        f"--gin.MODEL_DIR='{model_dir}'",
+        f"--gin.INITIAL_CHECKPOINT_PATH='{checkpoint}'",
+        f"--gin.MIXTURE_OR_TASK_NAME='{tiny.TASK}'",
+        "--gin.TASK_FEATURE_LENGTHS={'inputs': 16, 'targets': 4}",
+        f"--gin.TRAIN_STEPS={steps}",
+        "--gin.BATCH_SIZE=8",
+        "--gin.PROMPT_LENGTH=5",
+        "--gin.ModelSpec.dtype='float32'",
+        "--gin.ModelSpec.dropout_rate=0.1",
+        "--gin.train.save_every=5",
+        "--gin.train.log_every=5",
+        "--gin.train.eval_every=0",
+        "--gin.DataSpec.data_shards=2",
+    ]
+
+
+def _env(devices: int, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        JAX_PLATFORMS="cpu",
+        **extra,
+    )
+    return env
+
+
+def _final_prompt(model_dir, steps=30) -> np.ndarray:
+    return np.load(pathlib.Path(model_dir) / "prompts" / f"prompt_{steps}.npy")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return tiny.write_checkpoint(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, checkpoint):
+    model_dir = tmp_path_factory.mktemp("straight")
+    subprocess.run(_command(model_dir, checkpoint), env=_env(8), check=True, capture_output=True)
+    return _final_prompt(model_dir)
+
+
+def test_sigkill_then_same_command_gives_the_same_prompt(tmp_path, checkpoint, uninterrupted):
+    command, env = _command(tmp_path, checkpoint), _env(8)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "prompts" / "prompt_10.npy").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "run ended before step 10"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "prompts" / "prompt_30.npy").exists()
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    assert "Resuming from step" in resumed.stdout
+    np.testing.assert_array_equal(_final_prompt(tmp_path), uninterrupted)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_of_four_devices_match_one_of_eight(tmp_path, checkpoint, uninterrupted):
+    port = _free_port()
+    processes = [
+        subprocess.Popen(
+            _command(tmp_path, checkpoint),
+            env=_env(
+                4,
+                JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                JAX_NUM_PROCESSES="2",
+                JAX_PROCESS_ID=str(index),
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for index in range(2)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], "\n\n".join(outputs)
+    np.testing.assert_allclose(_final_prompt(tmp_path), uninterrupted, atol=1e-5)
