@@ -295,12 +295,16 @@ def train(
     start = run_state.latest_state_step(model_dir) if resuming else None
     if start is None:
         init = prompt.init(
-            embedding=np.asarray(jax.device_get(frozen["token_embedder"]["embedding"]), np.float32),
+            embedding=partitioning.fetch_global(frozen["token_embedder"]["embedding"]).astype(
+                np.float32
+            ),
             vocabulary=vocabulary,
             task_labels=task_labels(task),
         )
         initial = init(jax.random.key(data.seed), (prompt.length, config.d_model))
-        state = jax.device_put(trainer.init_state(initial, optimizer), replicated)
+        state = partitioning.host_to_global(
+            jax.device_get(trainer.init_state(initial, optimizer)), replicated
+        )
         start = 0
         write_config(model_dir, config_text)
     else:
@@ -332,10 +336,10 @@ def train(
     )
     batches = input_pipeline.global_batches(dataset, batch_sharding)
     writer = MetricsWriter(model_dir)
-    rng = jax.device_put(jax.random.key(data.seed + 1), replicated)
+    rng = partitioning.host_to_global(jax.random.PRNGKey(data.seed + 1), replicated)
 
     def save(step: int) -> None:
-        host_prompt = np.asarray(jax.device_get(state.prompt))
+        host_prompt = partitioning.fetch_replicated(state.prompt)
         if not np.isfinite(host_prompt).all():
             raise RunError(f"The prompt became NaN/Inf by step {step}; nothing was saved for it.")
         checkpointer.save(step, state, {"step": step, "examples": step * data.batch_size})
@@ -350,7 +354,7 @@ def train(
             pending.append((step, metrics))
             at_save = step % save_every == 0 or step == train_steps
             if step % log_every == 0 or at_save:
-                fetched = jax.device_get(pending)
+                fetched = partitioning.fetch_replicated(pending)
                 pending = []
                 for s, m in fetched:
                     if not np.isfinite(m["loss"]):
@@ -379,7 +383,7 @@ def train(
                 window_start = time.perf_counter()
     checkpointer.wait()
     checkpointer.close()
-    return np.asarray(jax.device_get(state.prompt))
+    return partitioning.fetch_replicated(state.prompt)
 
 
 # --------------------------------------------------------------------- evaluate

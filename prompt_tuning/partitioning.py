@@ -84,3 +84,33 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def batch_sharding(mesh: Mesh, rules: LogicalRules = DEFAULT_RULES) -> NamedSharding:
     """Sharding of a `[batch, length]` input array: batch split over 'data'."""
     return logical_to_sharding(PartitionSpec("batch", "length"), mesh, rules)
+
+
+def host_to_global(tree: Any, sharding: NamedSharding) -> Any:
+    """Global arrays from host values that every process holds identically.
+
+    Unlike `jax.device_put`, this works when the sharding spans devices of other
+    processes: each process fills only its own devices' shards.
+    """
+
+    def put(x: Any) -> jax.Array:
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(put, tree)
+
+
+def fetch_replicated(tree: Any) -> Any:
+    """Host copies of replicated global arrays, read from this process's first shard."""
+    return jax.tree.map(
+        lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, tree
+    )
+
+
+def fetch_global(x: jax.Array) -> np.ndarray:
+    """The full value of a possibly sharded global array on every process."""
+    from jax.experimental import multihost_utils
+
+    if x.is_fully_addressable:
+        return np.asarray(jax.device_get(x))
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
