@@ -9,10 +9,10 @@ import pathlib
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file
 from transformers import T5Config as HFConfig
 from transformers import T5ForConditionalGeneration
 
+from prompt_tuning import checkpoints
 from prompt_tuning.checkpoints import hf
 from prompt_tuning.models import T5Config
 
@@ -67,9 +67,11 @@ def hf_model(config: T5Config, seed: int = 0) -> T5ForConditionalGeneration:
 
 
 def converted_params(model: T5ForConditionalGeneration, config: T5Config, tmp_path: pathlib.Path):
-    """Saves `model` with `save_pretrained` and converts the safetensors file to T5X params."""
+    """Saves `model` with `save_pretrained` and reads it back with `checkpoints.load`."""
     model.save_pretrained(tmp_path)
-    return hf.params_from_hf_state_dict(load_file(tmp_path / "model.safetensors"), config)
+    loaded_config, params = checkpoints.load(tmp_path)
+    assert loaded_config == config, (loaded_config, config)
+    return params
 
 
 def padded_tokens(rng: np.random.Generator, vocab_size: int, lengths: list[int]) -> np.ndarray:
