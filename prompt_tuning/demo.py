@@ -66,10 +66,10 @@ def _accuracy(checkpoint, task, model_dir, prompt_files) -> tuple[float, float]:
     gin_utils.parse(["runs/prompt_eval.gin"], [
         *_bindings(checkpoint, task, 1, model_dir)[:4], "BATCH_SIZE = 32",
         "ModelSpec.dtype = 'float32'", f"evaluate.prompt_files = {list(prompt_files)}",
-        "evaluate.output_dir = None",
+        "evaluate.output_dir = None", "evaluate.decode_classification = False",
     ])
     try:
-        metrics = experiment.evaluate(print_fn=lambda _: None)[0]
+        metrics = experiment.evaluate(print_fn=lambda _: None).per_prompt[0]
     finally:
         gin.clear_config()
     return metrics["majority_baseline"], metrics["accuracy"]

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -377,9 +378,9 @@ def train(
                 scores = evaluate_prompts(
                     t5, frozen, state.prompt[None], task, data, max_examples=max_eval_examples,
                     position=prompt.position,
-                )
-                writer.write(step, "eval", scores[0])
-                print_fn(f"eval @ {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores[0].items()))
+                ).per_prompt[0]
+                writer.write(step, "eval", scores)
+                print_fn(f"eval @ {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
                 window_start = time.perf_counter()
     checkpointer.wait()
     checkpointer.close()
@@ -387,6 +388,36 @@ def train(
 
 
 # --------------------------------------------------------------------- evaluate
+
+
+@dataclasses.dataclass
+class EvalResult:
+    """Metrics per prompt (and of their majority vote), and one record per prediction."""
+
+    per_prompt: list[dict[str, float]]
+    ensemble: dict[str, float] | None = None
+    predictions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+def _classification_metrics(
+    sub: seqio.Task,
+    examples: Sequence[evaluation.Example],
+    scores: np.ndarray,
+    labels: Sequence[str],
+    prefix: str,
+) -> tuple[list[dict[str, float]], dict[str, float] | None, list[list[str]]]:
+    """Rank-classification metrics of each prompt and, for several, of their vote."""
+    choices = scores.argmax(-1)  # [N, n]
+    texts = [[labels[j] for j in row] for row in choices]
+    per_prompt = [
+        {f"{prefix}{k}": v for k, v in evaluation.task_metrics(sub, examples, t).items()}
+        for t in texts
+    ]
+    ensemble = None
+    if len(texts) > 1:
+        voted = [labels[j] for j in evaluation.majority_vote(choices)]
+        ensemble = {f"{prefix}{k}": v for k, v in evaluation.task_metrics(sub, examples, voted).items()}
+    return per_prompt, ensemble, texts
 
 
 def evaluate_prompts(
@@ -399,22 +430,33 @@ def evaluate_prompts(
     max_examples: int | None = None,
     position: str = "prefix",
     batch_size: int = 32,
-) -> list[dict[str, float]]:
+    decode_classification: bool = False,
+) -> EvalResult:
     """Scores `[N, P, d]` prompts (or the bare model) on the eval split of every sub-task.
 
-    Classification tasks use rank classification; others greedy decoding. Returns
-    one metrics dict per prompt, keys prefixed by sub-task name for mixtures.
+    Classification tasks use rank classification (all prompts in one batched
+    pass, plus their majority vote), and with `decode_classification` also
+    greedy decoding (metrics prefixed `decode/`); other tasks use greedy
+    decoding. Metric keys are prefixed by sub-task name for mixtures.
     """
     sub_tasks = task.tasks if isinstance(task, seqio.Mixture) else [task]
     input_length = data.task_feature_lengths["inputs"]
     num_prompts = 1 if prompt_stack is None else prompt_stack.shape[0]
-    results: list[dict[str, float]] = [{} for _ in range(num_prompts)]
+    result = EvalResult(per_prompt=[{} for _ in range(num_prompts)])
+
+    def decode(sub: seqio.Task, examples: list[evaluation.Example], i: int) -> list[str]:
+        return evaluation.greedy_predictions(
+            t5, frozen, None if prompt_stack is None else prompt_stack[i], examples,
+            sub.output_features["targets"].vocabulary, input_length=input_length,
+            max_decode_length=data.task_feature_lengths.get("targets", 32), batch_size=batch_size,
+        )
+
     for sub in sub_tasks:
         prefix = f"{sub.name}/" if len(sub_tasks) > 1 else ""
         examples = evaluation.load_examples(sub, data.eval_split, input_length, max_examples)
+        baseline = {f"{prefix}majority_baseline": evaluation.majority_class_accuracy(examples)}
         labels = task_labels(sub)
-        for i in range(num_prompts):
-            results[i][f"{prefix}majority_baseline"] = evaluation.majority_class_accuracy(examples)
+        scores = None
         if labels:
             ids = rank_classification.label_target_ids(
                 sub.name, sub.output_features["targets"].vocabulary
@@ -423,22 +465,27 @@ def evaluate_prompts(
                 t5, frozen, prompt_stack, examples, ids, input_length=input_length,
                 batch_size=batch_size, prompt_position=position,
             )
-            for i, per_prompt in enumerate(scores):
-                texts = [labels[j] for j in per_prompt.argmax(-1)]
-                metrics = evaluation.task_metrics(sub, examples, texts)
-                results[i].update({f"{prefix}{k}": v for k, v in metrics.items()})
+            metrics, ensemble, texts = _classification_metrics(sub, examples, scores, labels, prefix)
+            if ensemble is not None:
+                result.ensemble = {**(result.ensemble or {}), **baseline, **ensemble}
         else:
-            for i in range(num_prompts):
-                single = None if prompt_stack is None else prompt_stack[i]
-                texts = evaluation.greedy_predictions(
-                    t5, frozen, single, examples, sub.output_features["targets"].vocabulary,
-                    input_length=input_length,
-                    max_decode_length=data.task_feature_lengths.get("targets", 32),
-                    batch_size=batch_size,
-                )
-                metrics = evaluation.task_metrics(sub, examples, texts)
-                results[i].update({f"{prefix}{k}": v for k, v in metrics.items()})
-    return results
+            texts = [decode(sub, examples, i) for i in range(num_prompts)]
+            metrics = [
+                {f"{prefix}{k}": v for k, v in evaluation.task_metrics(sub, examples, t).items()}
+                for t in texts
+            ]
+        for i in range(num_prompts):
+            result.per_prompt[i].update({**baseline, **metrics[i]})
+            if labels and decode_classification:
+                decoded = evaluation.task_metrics(sub, examples, decode(sub, examples, i))
+                result.per_prompt[i].update({f"{prefix}decode/{k}": v for k, v in decoded.items()})
+            for j, ex in enumerate(examples):
+                record = {"prompt": i, "task": sub.name, "index": j,
+                          "target": ex.target_text, "prediction": texts[i][j]}
+                if scores is not None:
+                    record["scores"] = dict(zip(labels, scores[i, j].tolist(), strict=True))
+                result.predictions.append(record)
+    return result
 
 
 @gin.configurable
@@ -450,10 +497,15 @@ def evaluate(
     output_dir: str | None = None,
     max_examples: int | None = None,
     position: str = "prefix",
+    decode_classification: bool = True,
     mesh: jax.sharding.Mesh | None = None,
     print_fn: Callable[[str], None] = print,
-) -> list[dict[str, float]]:
-    """Evaluates one prompt file, several (scored together), or none (the bare model)."""
+) -> EvalResult:
+    """Evaluates one prompt file, several (scored together, plus their vote), or none.
+
+    With `output_dir`, writes `eval/<task>.<split>.metrics.json` and
+    `eval/<task>.<split>.predictions.jsonl` (never overwriting earlier results).
+    """
     mesh = mesh or partitioning.make_mesh()
     config, frozen = load_frozen(model, mesh)
     task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)
@@ -469,19 +521,28 @@ def evaluate(
                 )
         stack = jnp.asarray(np.stack(loaded))
     with jax.set_mesh(mesh):
-        results = evaluate_prompts(
-            T5(config), frozen, stack, task, data, max_examples=max_examples, position=position
+        result = evaluate_prompts(
+            T5(config), frozen, stack, task, data, max_examples=max_examples, position=position,
+            decode_classification=decode_classification,
         )
     names = list(prompt_files) or ["<no prompt>"]
-    for name, metrics in zip(names, results, strict=True):
+    report = dict(zip(names, result.per_prompt, strict=True))
+    if result.ensemble is not None:
+        report["ensemble (majority vote)"] = result.ensemble
+    for name, metrics in report.items():
         print_fn(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
     if output_dir and jax.process_index() == 0:
-        out = _fresh_file(
-            epath.Path(output_dir) / "eval", f"{task.name}.{data.eval_split}", ".metrics.json"
+        stem = f"{task.name}.{data.eval_split}"
+        out = _fresh_file(epath.Path(output_dir) / "eval", stem, ".metrics.json")
+        out.write_text(json.dumps(report, indent=2))
+        predictions = _fresh_file(epath.Path(output_dir) / "eval", stem, ".predictions.jsonl")
+        predictions.write_text(
+            "".join(
+                json.dumps({**r, "prompt": names[r["prompt"]]}) + "\n" for r in result.predictions
+            )
         )
-        out.write_text(json.dumps(dict(zip(names, results, strict=True)), indent=2))
-        print_fn(f"Wrote {out}")
-    return results
+        print_fn(f"Wrote {out} and {predictions}")
+    return result
 
 
 def init_distributed() -> None:
@@ -548,7 +609,15 @@ def _with_user_source(task: seqio.Task, rows: list[dict[str, str]]) -> seqio.Tas
     """The task with its source replaced by the user's rows (same preprocessing)."""
     import tensorflow as tf
 
-    columns = {key: [str(row.get(key, "")) for row in rows] for key in rows[0]}
+    columns = {key: [row.get(key, "") for row in rows] for key in rows[0]}
+    for key, values in columns.items():
+        # TSV cells arrive as text; whole-number columns (labels, ids) become ints.
+        if all(isinstance(v, int) or re.fullmatch(r"-?\d+", str(v)) for v in values):
+            columns[key] = [int(v) for v in values]
+        else:
+            columns[key] = [str(v) for v in values]
+    # Unlabelled rows (the usual case for inference) carry the "unknown" label -1.
+    columns.setdefault("label", [-1] * len(rows))
 
     def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
         del split, shuffle_files, seed
@@ -578,6 +647,10 @@ def infer(
     if isinstance(task, seqio.Mixture):
         raise RunError(f"infer needs a single task, not the mixture {task.name!r}.")
     check_vocabulary(task, config)
+    vocabulary = task.output_features["targets"].vocabulary
+    # Labels belong to the registered task, before its source is swapped for the user's rows.
+    labels = task_labels(task)
+    label_ids = rank_classification.label_target_ids(task.name, vocabulary) if labels else None
     split = data.eval_split
     if input_file:
         task, split = _with_user_source(task, _read_user_examples(input_file)), "user"
@@ -586,14 +659,11 @@ def infer(
         raise RunError(f"Prompt {prompt_file} has width {prompt.shape[1]}; the model needs {config.d_model}.")
     input_length = data.task_feature_lengths["inputs"]
     examples = evaluation.load_examples(task, split, input_length, max_examples)
-    vocabulary = task.output_features["targets"].vocabulary
-    labels = task_labels(task)
     t5 = T5(config)
     with jax.set_mesh(mesh):
         if labels:
-            ids = rank_classification.label_target_ids(task.name, vocabulary)
             scores = evaluation.rank_classify(
-                t5, frozen, None if prompt is None else prompt[None], examples, ids,
+                t5, frozen, None if prompt is None else prompt[None], examples, label_ids,
                 input_length=input_length, prompt_position=position,
             )[0]
             rows = [

@@ -150,7 +150,9 @@ def test_engine_evaluates_a_prompt_zero_shot_with_translation():
     data = experiment.DataSpec(
         mixture_or_task_name=mixture.name, task_feature_lengths={"inputs": 64, "targets": 8}
     )
-    (results,) = experiment.evaluate_prompts(model, params, prompt, mixture, data, batch_size=2)
+    (results,) = experiment.evaluate_prompts(
+        model, params, prompt, mixture, data, batch_size=2
+    ).per_prompt
 
     target = seqio.get_mixture_or_task("glue_mrpc_from_qqp_v002")
     examples = evaluation.load_examples(target, "validation", 64)
