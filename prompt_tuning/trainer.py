@@ -94,6 +94,26 @@ def token_losses(
     return cross_entropy, loss.z_loss * jnp.square(log_z)
 
 
+def _logits(
+    model: T5,
+    prompt: jax.Array | None,
+    frozen: Params,
+    batch: Batch,
+    prompt_position: str,
+    dropout_rng: jax.Array | None = None,
+) -> jax.Array:
+    """`[batch, target_length, vocab]` float32 logits; dropout only with an rng."""
+    return model.apply(
+        {"params": frozen},
+        batch["encoder_input_tokens"],
+        batch["decoder_input_tokens"],
+        prompt=prompt,
+        prompt_position=prompt_position,
+        enable_dropout=dropout_rng is not None,
+        rngs={"dropout": dropout_rng} if dropout_rng is not None else {},
+    )
+
+
 def batch_loss(
     model: T5,
     prompt: jax.Array,
@@ -110,16 +130,7 @@ def batch_loss(
     `decoder_target_tokens [b, t]` and `decoder_loss_weights [b, t]`, as seqio's
     `EncDecFeatureConverter` produces them.
     """
-    rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
-    logits = model.apply(
-        {"params": frozen},
-        batch["encoder_input_tokens"],
-        batch["decoder_input_tokens"],
-        prompt=prompt,
-        prompt_position=prompt_position,
-        enable_dropout=dropout_rng is not None,
-        rngs=rngs,
-    )
+    logits = _logits(model, prompt, frozen, batch, prompt_position, dropout_rng)
     weights = batch["decoder_loss_weights"].astype(jnp.float32)
     cross_entropy, z = token_losses(logits, batch["decoder_target_tokens"], loss)
     correct = (jnp.argmax(logits, -1) == batch["decoder_target_tokens"]) * weights
@@ -220,13 +231,7 @@ def sequence_log_likelihoods(
     input with one candidate label; the best-scoring label is the prediction.
     `prompt` may be `[P, d]` or `[batch, P, d]` (ensembles, mixed tasks).
     """
-    logits = model.apply(
-        {"params": frozen},
-        batch["encoder_input_tokens"],
-        batch["decoder_input_tokens"],
-        prompt=prompt,
-        prompt_position=prompt_position,
-    )
+    logits = _logits(model, prompt, frozen, batch, prompt_position)
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     target_lp = jnp.take_along_axis(log_probs, batch["decoder_target_tokens"][..., None], -1)[..., 0]
     return jnp.sum(target_lp * batch["decoder_loss_weights"], axis=-1)

@@ -21,3 +21,13 @@ def fixtures_dir() -> pathlib.Path:
     if not FIXTURES.is_dir():
         pytest.fail(f"{FIXTURES} is missing: tests expect ../shared beside the repository.")
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def vocab(fixtures_dir):
+    """The real T5 SentencePiece model with T5's 100 extra ids (32128 with padding)."""
+    import seqio
+
+    return seqio.SentencePieceVocabulary(
+        str(fixtures_dir / "vocab" / "t5_cc_all.32000.spiece.model"), extra_ids=100
+    )

@@ -4,16 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import seqio
 
 from prompt_tuning import prompts
-
-
-@pytest.fixture(scope="module")
-def t5_vocab(fixtures_dir):
-    return seqio.SentencePieceVocabulary(
-        str(fixtures_dir / "vocab" / "t5_cc_all.32000.spiece.model"), extra_ids=100
-    )
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +31,9 @@ def test_sampled_vocab_rows_come_from_frequent_tokens(embedding):
     assert len({row.tobytes() for row in prompt}) == 50
 
 
-def test_class_label_rows_are_mean_subtoken_embeddings(embedding, t5_vocab):
+def test_class_label_rows_are_mean_subtoken_embeddings(embedding, vocab):
     labels = ["entailment", "not_entailment"]
-    ids = [list(t5_vocab.encode(label)) for label in labels]
+    ids = [list(vocab.encode(label)) for label in labels]
     assert len(ids[1]) > 1, "not_entailment should split into several sub-tokens"
     prompt = np.asarray(prompts.class_labels(embedding, ids)(jax.random.key(3), (10, 16)))
     for row, token_ids in enumerate(ids):
@@ -57,8 +49,8 @@ def test_class_labels_longer_than_prompt_is_an_error(embedding):
         init(jax.random.key(0), (2, 16))
 
 
-def test_from_text_repeats_and_cuts(embedding, t5_vocab):
-    ids = list(t5_vocab.encode("Classify the sentiment"))
+def test_from_text_repeats_and_cuts(embedding, vocab):
+    ids = list(vocab.encode("Classify the sentiment"))
     long = np.asarray(prompts.from_text(embedding, ids)(jax.random.key(0), (2 * len(ids) + 1, 16)))
     np.testing.assert_array_equal(long[: len(ids)], embedding[ids])
     np.testing.assert_array_equal(long[len(ids) : 2 * len(ids)], embedding[ids])

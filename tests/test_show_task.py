@@ -6,7 +6,6 @@ import sys
 
 import gin
 import pytest
-import seqio
 from tasks_helpers import DATA
 
 from prompt_tuning import show_task
@@ -20,12 +19,6 @@ def clean_gin():
     yield
     gin.clear_config()
 
-
-@pytest.fixture(scope="module")
-def vocab(fixtures_dir):
-    return seqio.SentencePieceVocabulary(
-        str(fixtures_dir / "vocab" / "t5_cc_all.32000.spiece.model"), extra_ids=100
-    )
 
 
 def test_prints_examples_with_token_counts(capsys, vocab):

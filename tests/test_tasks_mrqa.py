@@ -52,12 +52,6 @@ def expected(config, split):
 CASES = [(c, "validation") for c in FILES] + [(c, "train") for c in IN_DOMAIN]
 
 
-@pytest.fixture(scope="module")
-def vocab(fixtures_dir):
-    return seqio.SentencePieceVocabulary(
-        str(fixtures_dir / "vocab" / "t5_cc_all.32000.spiece.model"), extra_ids=100
-    )
-
 
 @pytest.fixture(scope="module", autouse=True)
 def release_files(tmp_path_factory):

@@ -22,13 +22,6 @@ from prompt_tuning.data import (
 from prompt_tuning.data.vocab import default_vocab_path
 
 
-@pytest.fixture(scope="module")
-def vocab(fixtures_dir):
-    return seqio.SentencePieceVocabulary(
-        str(fixtures_dir / "vocab" / "t5_cc_all.32000.spiece.model"), extra_ids=100
-    )
-
-
 @pytest.fixture
 def clean_gin():
     gin.clear_config()

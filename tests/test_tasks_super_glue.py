@@ -4,7 +4,6 @@ Expected strings are written by hand from T5's definition of each format.
 """
 
 import pytest
-import seqio
 from tasks_helpers import DATA, check_tokens, check_variants, raw_files, run_task, score, texts
 
 import prompt_tuning.tasks  # noqa: F401  (registers the tasks)
@@ -196,12 +195,6 @@ VARIANT_SPLITS = {
     if split == "validation" or name in ("super_glue_axb_v102", "super_glue_axg_v102")
 } | {"super_glue_wsc_v102_simple_train": "train"}
 
-
-@pytest.fixture(scope="module")
-def vocab(fixtures_dir):
-    return seqio.SentencePieceVocabulary(
-        str(fixtures_dir / "vocab" / "t5_cc_all.32000.spiece.model"), extra_ids=100
-    )
 
 
 @pytest.fixture(scope="module", autouse=True)

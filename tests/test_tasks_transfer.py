@@ -13,12 +13,6 @@ QQP_WORDS = ("not_duplicate", "duplicate")
 MRPC_WORDS = ("not_equivalent", "equivalent")
 
 
-@pytest.fixture(scope="module")
-def vocab(fixtures_dir):
-    return seqio.SentencePieceVocabulary(
-        str(fixtures_dir / "vocab" / "t5_cc_all.32000.spiece.model"), extra_ids=100
-    )
-
 
 @pytest.fixture(scope="module", autouse=True)
 def original_files(tmp_path_factory):
