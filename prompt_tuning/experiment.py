@@ -21,6 +21,7 @@ import gin
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import seqio
 from etils import epath
 
@@ -259,6 +260,41 @@ def _progress(step: int, total: int, loss: float, steps_per_s: float, tokens_per
 # ------------------------------------------------------------------------ train
 
 
+def _initial_state(
+    prompt: PromptSpec,
+    seed: int,
+    frozen: Any,
+    vocabulary: seqio.Vocabulary,
+    task: seqio.Task | seqio.Mixture,
+    optimizer: optax.GradientTransformation,
+    replicated: jax.sharding.NamedSharding,
+) -> trainer.TrainState:
+    """Step-0 state with the prompt from the configured initialiser, replicated."""
+    embedding = partitioning.fetch_global(frozen["token_embedder"]["embedding"])
+    init = prompt.init(
+        embedding=embedding.astype(np.float32), vocabulary=vocabulary, task_labels=task_labels(task)
+    )
+    initial = init(jax.random.key(seed), (prompt.length, embedding.shape[1]))
+    return partitioning.host_to_global(
+        jax.device_get(trainer.init_state(initial, optimizer)), replicated
+    )
+
+
+def _abstract_state(
+    prompt: PromptSpec,
+    config: T5Config,
+    optimizer: optax.GradientTransformation,
+    replicated: jax.sharding.NamedSharding,
+) -> Any:
+    """Shapes, dtypes and shardings of the train state, for restoring into."""
+    abstract = jax.eval_shape(
+        lambda: trainer.init_state(jnp.zeros((prompt.length, config.d_model)), optimizer)
+    )
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), abstract
+    )
+
+
 @gin.configurable
 def train(
     *,
@@ -295,29 +331,13 @@ def train(
 
     start = run_state.latest_state_step(model_dir) if resuming else None
     if start is None:
-        init = prompt.init(
-            embedding=partitioning.fetch_global(frozen["token_embedder"]["embedding"]).astype(
-                np.float32
-            ),
-            vocabulary=vocabulary,
-            task_labels=task_labels(task),
-        )
-        initial = init(jax.random.key(data.seed), (prompt.length, config.d_model))
-        state = partitioning.host_to_global(
-            jax.device_get(trainer.init_state(initial, optimizer)), replicated
-        )
+        state = _initial_state(prompt, data.seed, frozen, vocabulary, task, optimizer, replicated)
         start = 0
         write_config(model_dir, config_text)
-    else:
-        abstract = jax.eval_shape(
-            lambda: trainer.init_state(jnp.zeros((prompt.length, config.d_model)), optimizer)
-        )
-        abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), abstract
-        )
-        state, _ = run_state.StateCheckpointer(model_dir).restore(start, abstract)
-        print_fn(f"Resuming from step {start} in {model_dir}.")
     checkpointer = run_state.StateCheckpointer(model_dir, max_to_keep=keep_states)
+    if start:
+        state, _ = checkpointer.restore(start, _abstract_state(prompt, config, optimizer, replicated))
+        print_fn(f"Resuming from step {start} in {model_dir}.")
 
     step_fn = trainer.make_train_step(
         t5, optimizer, loss or trainer.LossConfig(), num_microbatches=num_microbatches,
