@@ -191,3 +191,58 @@ def majority_class_accuracy(examples: Sequence[Example]) -> float:
     """Accuracy of always predicting the most frequent target (in percent)."""
     counts = Counter(ex.target_text for ex in examples)
     return 100.0 * max(counts.values()) / len(examples)
+
+
+def _stack_right_padded(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """`[rows_i, width_i]` arrays -> `[sum rows_i, max width_i]`, zeros on the right."""
+    width = max(a.shape[1] for a in arrays)
+    return np.concatenate([np.pad(a, ((0, 0), (0, width - a.shape[1]))) for a in arrays])
+
+
+@functools.partial(jax.jit, static_argnames=("model", "prompt_position"))
+def _per_row_log_likelihoods(model, prompts, rows, frozen, batch, prompt_position):
+    """`prompts [b, P, d]`, `rows [R]` (each row's prompt index) x `batch [R, ...]` -> `[R]`."""
+    return sequence_log_likelihoods(
+        model, prompts[rows], frozen, batch, prompt_position=prompt_position
+    )
+
+
+def rank_classify_mixed(
+    model: T5,
+    frozen: Any,
+    prompts: jax.Array,
+    examples: Sequence[Example],
+    label_ids: Sequence[Sequence[Sequence[int]]],
+    *,
+    input_length: int,
+    prompt_position: str = "prefix",
+) -> list[np.ndarray]:
+    """Scores one batch whose examples belong to different tasks, in one forward pass.
+
+    Each example carries its own prompt and its own label set, so prompts tuned
+    for different tasks share one call of the frozen model.
+
+    Args:
+      prompts: `[b, P, d]`, the prompt of each of the `b` examples (one length P).
+      examples: `b` examples.
+      label_ids: for each example, the full target ids of each of its labels.
+
+    Returns:
+      For each example, `[num_labels_of_that_example]` log-likelihoods.
+    """
+    if prompts.ndim != 3 or not prompts.shape[0] == len(examples) == len(label_ids):
+        raise ValueError(
+            f"rank_classify_mixed needs one prompt and one label set per example: got prompts "
+            f"{tuple(prompts.shape)}, {len(examples)} examples, {len(label_ids)} label sets."
+        )
+    pieces = [
+        scoring_batch([ex.inputs], labels, input_length)
+        for ex, labels in zip(examples, label_ids, strict=True)
+    ]
+    # Zero targets beyond a label's end carry weight 0, and the decoder is causal,
+    # so padding every label set to the longest label leaves the scores unchanged.
+    batch = {key: _stack_right_padded([piece[key] for piece in pieces]) for key in pieces[0]}
+    counts = [len(labels) for labels in label_ids]
+    rows = np.repeat(np.arange(len(examples)), counts)
+    scores = _per_row_log_likelihoods(model, prompts, rows, frozen, batch, prompt_position)
+    return np.split(np.asarray(scores), np.cumsum(counts)[:-1])
