@@ -1,0 +1,1 @@
+"""Pretraining a T5 from scratch: T5's objectives and a full-parameter train step."""

@@ -1,0 +1,91 @@
+"""Pretraining tasks over the corpus built by `scripts/build_corpus.py` (see docs/data.md).
+
+  corpus_span_corruption   T5 span corruption (15% noise, mean span 3), train split only
+  corpus_lm_adaptation     prefix LM: inputs = a chunk's prefix, targets = its continuation
+
+Both read every `corpus/*.txt` file (one paragraph or WordNet synset a line),
+shuffle the lines with the dataset seed, tokenise them with the T5 vocabulary
+and join them into chunks (`prompt_tuning.pretraining.objectives`). The corpus
+folder is the repository's `corpus/`, or `$PROMPT_TUNING_CORPUS_DIR` when set;
+its text files are not in git, so a missing corpus is reported when a dataset
+is first built, with the command that builds it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import seqio
+import tensorflow as tf
+
+from prompt_tuning.data.vocab import output_features
+from prompt_tuning.pretraining import objectives
+
+SPAN_CORRUPTION = "corpus_span_corruption"
+LM_ADAPTATION = "corpus_lm_adaptation"
+CORPUS_ENV = "PROMPT_TUNING_CORPUS_DIR"
+
+
+def corpus_dir() -> Path:
+    """`$PROMPT_TUNING_CORPUS_DIR`, else `corpus/` of the repository this file is in."""
+    return Path(os.environ.get(CORPUS_ENV) or Path(__file__).resolve().parents[1] / "corpus")
+
+
+def corpus_files(directory: Path | None = None) -> list[Path]:
+    """The corpus text files, sorted; a clear error when there are none."""
+    directory = directory or corpus_dir()
+    files = sorted(directory.glob("*.txt"))
+    if not files:
+        raise FileNotFoundError(
+            f"No pretraining corpus text (*.txt) in {directory}. Build it with "
+            "`python scripts/build_corpus.py` (or point $PROMPT_TUNING_CORPUS_DIR at a folder "
+            "of UTF-8 text files, one document a line)."
+        )
+    return files
+
+
+def _read_lines(files: list[Path]) -> list[str]:
+    lines = []
+    for path in files:
+        lines += [line for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    return lines
+
+
+def _corpus_dataset(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
+    """Every line of the corpus as `{"text": line}`, in a seeded random order when shuffling.
+
+    The files are read whole (about 31 MB) and the lines permuted here, because
+    a streaming shuffle buffer over files read one after another would feed the
+    model one source at a time.
+    """
+    if split != "train":
+        raise ValueError(f"The pretraining corpus has only a 'train' split, not {split!r}.")
+    lines = _read_lines(corpus_files())
+    if shuffle_files:
+        order = np.random.default_rng(seed).permutation(len(lines))
+        lines = [lines[i] for i in order]
+    return tf.data.Dataset.from_tensor_slices({"text": lines})
+
+
+def _register(name: str, objective) -> None:
+    if name in seqio.TaskRegistry.names():
+        return
+    seqio.TaskRegistry.add(
+        name,
+        source=seqio.FunctionDataSource(_corpus_dataset, splits=["train"]),
+        preprocessors=[
+            functools.partial(seqio.preprocessors.rekey, key_map={"targets": "text"}),
+            seqio.preprocessors.tokenize,
+            objective,
+            seqio.preprocessors.append_eos_after_trim,
+        ],
+        output_features=output_features(),
+        metric_fns=[],
+    )
+
+
+_register(SPAN_CORRUPTION, objectives.span_corruption)
+_register(LM_ADAPTATION, objectives.prefix_lm)
