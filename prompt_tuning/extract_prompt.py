@@ -1,0 +1,95 @@
+"""Take the prompt out of a run's resumable state at any saved step.
+
+    python -m prompt_tuning.extract_prompt --model_dir D [--step N] --out P.npy
+
+Training writes `prompts/prompt_<step>.npy` only every `save_every` steps and
+may have cleaned some up; the Orbax state under `MODEL_DIR/state/<step>/`
+holds the prompt too. The state is read without knowing the optimizer that
+wrote it: its own metadata gives the tree, restored as host numpy arrays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from etils import epath
+
+from prompt_tuning.checkpoints import CheckpointError
+from prompt_tuning.checkpoints import state as run_state
+
+# The Composite item name under which StateCheckpointer.save writes the train state.
+_STATE_ITEM = "state"
+
+
+def saved_steps(model_dir: str | os.PathLike) -> list[int]:
+    """Steps with a committed state under `MODEL_DIR/state/`, ascending."""
+    state_dir = epath.Path(model_dir) / run_state.STATE_DIR
+    if not state_dir.is_dir():
+        return []
+    # Orbax writes a step under a temporary name and renames it to the bare number when complete.
+    return sorted(int(p.name) for p in state_dir.iterdir() if p.name.isdigit() and p.is_dir())
+
+
+def extract_prompt(model_dir: str | os.PathLike, step: int | None = None) -> tuple[int, np.ndarray]:
+    """The prompt `[P, d]` (float32) saved in the resumable state at `step` (default: latest).
+
+    Returns:
+      `(step, prompt)`.
+
+    Raises:
+      CheckpointError: naming the folder when it has no state, the step is not
+        saved (listing the saved ones), or the state holds no usable prompt.
+    """
+    steps = saved_steps(model_dir)
+    if not steps:
+        raise CheckpointError(f"{model_dir}: no saved train state under {run_state.STATE_DIR}/.")
+    step = steps[-1] if step is None else step
+    if step not in steps:
+        raise CheckpointError(f"{model_dir}: no saved state for step {step}; saved steps: {steps}.")
+    item = epath.Path(model_dir) / run_state.STATE_DIR / str(step) / _STATE_ITEM
+    with ocp.PyTreeCheckpointer() as checkpointer:
+        try:
+            tree = checkpointer.metadata(item).item_metadata.tree
+            as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+            restored = checkpointer.restore(item, restore_args=as_numpy)
+        except (OSError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{item}: cannot read the train state ({e}).") from e
+    prompt = restored.get("prompt") if isinstance(restored, dict) else None
+    if prompt is None or prompt.ndim != 2 or not np.isfinite(prompt).all():
+        raise CheckpointError(f"{item}: holds no finite [P, d] prompt.")
+    return step, np.asarray(prompt, np.float32)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m prompt_tuning.extract_prompt",
+        description="Write the prompt of a run's saved train state as a .npy file.",
+    )
+    parser.add_argument("--model_dir", required=True, help="the run's MODEL_DIR")
+    parser.add_argument("--step", type=int, help="saved step (default: the latest)")
+    parser.add_argument("--out", required=True, help=".npy file to write")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit status (errors exit with one message)."""
+    args = _parser().parse_args(argv)
+    if not args.out.endswith(".npy"):
+        raise SystemExit(f"extract_prompt: error: --out {args.out} must end in .npy.")
+    try:
+        step, prompt = extract_prompt(args.model_dir, args.step)
+    except CheckpointError as e:
+        raise SystemExit(f"extract_prompt: error: {e}") from e
+    np.save(args.out, prompt)
+    print(f"Wrote the step-{step} prompt {prompt.shape} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
