@@ -25,7 +25,15 @@ import optax
 import seqio
 from etils import epath
 
-from prompt_tuning import checkpoints, evaluation, input_pipeline, partitioning, prompts, trainer
+from prompt_tuning import (
+    checkpoints,
+    evaluation,
+    input_pipeline,
+    partitioning,
+    prompts,
+    run_lock,
+    trainer,
+)
 from prompt_tuning.checkpoints import state as run_state
 from prompt_tuning.data import rank_classification
 from prompt_tuning.data import registry as data_registry
@@ -329,82 +337,96 @@ def train(
     optimizer = optimizer or trainer.make_optimizer()
     replicated = partitioning.replicated(mesh)
 
-    start = run_state.latest_state_step(model_dir) if resuming else None
-    if start is None:
-        state = _initial_state(prompt, data.seed, frozen, vocabulary, task, optimizer, replicated)
-        start = 0
-        write_config(model_dir, config_text)
-    checkpointer = run_state.StateCheckpointer(model_dir, max_to_keep=keep_states)
-    if start:
-        state, _ = checkpointer.restore(start, _abstract_state(prompt, config, optimizer, replicated))
-        print_fn(f"Resuming from step {start} in {model_dir}.")
-
-    step_fn = trainer.make_train_step(
-        t5, optimizer, loss or trainer.LossConfig(), num_microbatches=num_microbatches,
-        dropout=config.dropout_rate > 0, prompt_position=prompt.position,
+    # A fresh run's prompt initialiser is checked before anything is written.
+    initial = None if resuming else _initial_state(
+        prompt, data.seed, frozen, vocabulary, task, optimizer, replicated
     )
-    param_shardings = jax.tree.map(lambda x: x.sharding, frozen)
-    batch_sharding = partitioning.batch_sharding(mesh)
-    jit_step = jax.jit(
-        step_fn,
-        in_shardings=(replicated, param_shardings, batch_sharding, replicated),
-        out_shardings=(replicated, replicated),
-        donate_argnums=(0,),
-    )
-    dataset = input_pipeline.train_dataset(
-        data.mixture_or_task_name, data.task_feature_lengths, data.batch_size,
-        seed=data.seed, start_step=start, split=data.train_split, num_shards=data.data_shards,
-    )
-    batches = input_pipeline.global_batches(dataset, batch_sharding)
-    writer = MetricsWriter(model_dir)
-    rng = partitioning.host_to_global(jax.random.PRNGKey(data.seed + 1), replicated)
+    with run_lock.hold(model_dir, enabled=jax.process_index() == 0):
+        checkpointer = run_state.StateCheckpointer(model_dir, max_to_keep=keep_states)
+        restored = checkpointer.restore_latest_good(
+            _abstract_state(prompt, config, optimizer, replicated)
+        ) if resuming else None
+        if restored is None:
+            if initial is None:
+                initial = _initial_state(
+                    prompt, data.seed, frozen, vocabulary, task, optimizer, replicated
+                )
+            start, state = 0, initial
+            write_config(model_dir, config_text)
+        else:
+            start, state, _ = restored
+            print_fn(f"Resuming from step {start} in {model_dir}.")
+            # The resumed step's prompt may be missing (killed between the two writes).
+            host_prompt = partitioning.fetch_replicated(state.prompt)
+            if jax.process_index() == 0:
+                run_state.save_prompt(model_dir, start, host_prompt)
 
-    def save(step: int) -> None:
-        host_prompt = partitioning.fetch_replicated(state.prompt)
-        if not np.isfinite(host_prompt).all():
-            raise RunError(f"The prompt became NaN/Inf by step {step}; nothing was saved for it.")
-        checkpointer.save(step, state, {"step": step, "examples": step * data.batch_size})
-        if jax.process_index() == 0:
-            run_state.save_prompt(model_dir, step, host_prompt)
+        step_fn = trainer.make_train_step(
+            t5, optimizer, loss or trainer.LossConfig(), num_microbatches=num_microbatches,
+            dropout=config.dropout_rate > 0, prompt_position=prompt.position,
+        )
+        param_shardings = jax.tree.map(lambda x: x.sharding, frozen)
+        batch_sharding = partitioning.batch_sharding(mesh)
+        jit_step = jax.jit(
+            step_fn,
+            in_shardings=(replicated, param_shardings, batch_sharding, replicated),
+            out_shardings=(replicated, replicated),
+            donate_argnums=(0,),
+        )
+        dataset = input_pipeline.train_dataset(
+            data.mixture_or_task_name, data.task_feature_lengths, data.batch_size,
+            seed=data.seed, start_step=start, split=data.train_split, num_shards=data.data_shards,
+        )
+        batches = input_pipeline.global_batches(dataset, batch_sharding)
+        writer = MetricsWriter(model_dir)
+        rng = partitioning.host_to_global(jax.random.PRNGKey(data.seed + 1), replicated)
 
-    pending: list[tuple[int, dict[str, jax.Array]]] = []
-    window_start, window_tokens = time.perf_counter(), 0.0
-    with jax.set_mesh(mesh):
-        for step in range(start + 1, train_steps + 1):
-            state, metrics = jit_step(state, frozen, next(batches), rng)
-            pending.append((step, metrics))
-            at_save = step % save_every == 0 or step == train_steps
-            if step % log_every == 0 or at_save:
-                fetched = partitioning.fetch_replicated(pending)
-                pending = []
-                for s, m in fetched:
-                    if not np.isfinite(m["loss"]):
-                        raise RunError(
-                            f"Loss is {m['loss']} at step {s}: stopping. The last good prompt "
-                            f"and state in {model_dir} are kept (step "
-                            f"{checkpointer.latest_step() or 'none yet'})."
-                        )
-                    writer.write(s, "train", m)
-                    window_tokens += m["tokens"]
-                elapsed = time.perf_counter() - window_start
-                print_fn(_progress(
-                    step, train_steps, float(fetched[-1][1]["loss"]),
-                    len(fetched) / elapsed, window_tokens / elapsed,
-                ))
-                window_start, window_tokens = time.perf_counter(), 0.0
-            if at_save:
-                save(step)
-            if eval_every and (step % eval_every == 0 or step == train_steps):
-                scores = evaluate_prompts(
-                    t5, frozen, state.prompt[None], task, data, max_examples=max_eval_examples,
-                    position=prompt.position,
-                ).per_prompt[0]
-                writer.write(step, "eval", scores)
-                print_fn(f"eval @ {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
-                window_start = time.perf_counter()
-    checkpointer.wait()
-    checkpointer.close()
-    return partitioning.fetch_replicated(state.prompt)
+        def save(step: int) -> None:
+            host_prompt = partitioning.fetch_replicated(state.prompt)
+            if not np.isfinite(host_prompt).all():
+                raise RunError(f"The prompt became NaN/Inf by step {step}; nothing was saved for it.")
+            checkpointer.save(step, state, {"step": step, "examples": step * data.batch_size})
+            if jax.process_index() == 0:
+                run_state.save_prompt(model_dir, step, host_prompt)
+
+        pending: list[tuple[int, dict[str, jax.Array]]] = []
+        window_start, window_tokens = time.perf_counter(), 0.0
+        with jax.set_mesh(mesh):
+            for step in range(start + 1, train_steps + 1):
+                state, metrics = jit_step(state, frozen, next(batches), rng)
+                pending.append((step, metrics))
+                at_save = step % save_every == 0 or step == train_steps
+                if step % log_every == 0 or at_save:
+                    fetched = partitioning.fetch_replicated(pending)
+                    pending = []
+                    for s, m in fetched:
+                        if not np.isfinite(m["loss"]):
+                            raise RunError(
+                                f"Loss is {m['loss']} at step {s}: stopping. The last good prompt "
+                                f"and state in {model_dir} are kept (step "
+                                f"{checkpointer.latest_step() or 'none yet'})."
+                            )
+                        writer.write(s, "train", m)
+                        window_tokens += m["tokens"]
+                    elapsed = time.perf_counter() - window_start
+                    print_fn(_progress(
+                        step, train_steps, float(fetched[-1][1]["loss"]),
+                        len(fetched) / elapsed, window_tokens / elapsed,
+                    ))
+                    window_start, window_tokens = time.perf_counter(), 0.0
+                if at_save:
+                    save(step)
+                if eval_every and (step % eval_every == 0 or step == train_steps):
+                    scores = evaluate_prompts(
+                        t5, frozen, state.prompt[None], task, data, max_examples=max_eval_examples,
+                        position=prompt.position,
+                    ).per_prompt[0]
+                    writer.write(step, "eval", scores)
+                    print_fn(f"eval @ {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+                    window_start = time.perf_counter()
+        checkpointer.wait()
+        checkpointer.close()
+        return partitioning.fetch_replicated(state.prompt)
 
 
 # --------------------------------------------------------------------- evaluate
@@ -603,7 +625,7 @@ def run_main(job: Callable[[], Any], argv: Sequence[str]) -> int:
                 raise gin_utils.required_error(e) from e
             raise
     except (gin_utils.GinConfigError, RunError, checkpoints.CheckpointError, ValueError,
-            FileNotFoundError) as e:
+            FileNotFoundError, run_lock.ModelDirLocked) as e:
         # gin appends "In call to configurable ..." to errors raised inside a job.
         message = str(e).split("\n  In call to configurable")[0]
         print(f"error: {message}", flush=True)

@@ -122,6 +122,6 @@ def test_nan_loss_stops_and_keeps_the_last_good_prompt(finished_run, tmp_path, c
     assert train.main(argv) != 0
     out = capsys.readouterr().out
     assert "Loss is nan at step" in out or "Loss is inf at step" in out, out
-    saved = sorted(p.name for p in (fresh / "prompts").iterdir())
+    saved = sorted(p.name for p in (fresh / "prompts").glob("*.npy"))
     assert saved == ["prompt_2.npy", "prompt_4.npy"]
     assert np.isfinite(np.load(fresh / "prompts" / "prompt_4.npy")).all()

@@ -1,45 +1,64 @@
 """What a training run persists under MODEL_DIR, and how it reads it back.
 
-- `prompts/prompt_<step>.npy`: the prompt `[P, d]`, written atomically (temp
-  file, then rename), so a reader never sees half a file.
+- `prompts/prompt_<step>.npy`: the prompt `[P, d]`, with a `sha256sum`-style
+  sidecar `prompt_<step>.npy.sha256` written before it; both go through a temp
+  file and a rename, so a reader never sees half a file.
 - `state/<step>/`: the resumable state (prompt, optimizer state, step) plus the
   data position, saved with Orbax (which commits a step only once complete).
+  Once committed, `state/<step>/sha256sums` lists the digest of every file in it.
+- `rejected/`: prompts and state steps that failed verification (or were
+  superseded by a different array), moved aside and named in the log, never deleted.
+
+Everything is verified on read: a resumed run walks back from the newest state
+step to the newest one whose digests match and that Orbax restores.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import logging
 import os
 import re
 import tempfile
+import time
 from typing import Any
 
+import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from prompt_tuning.checkpoints.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
 PROMPT_DIR = "prompts"
 STATE_DIR = "state"
+REJECTED_DIR = "rejected"
+CHECKSUM_SUFFIX = ".sha256"
+STATE_MANIFEST = "sha256sums"
 _PROMPT_NAME = re.compile(r"^prompt_(\d+)\.npy$")
 
 
-def prompt_path(model_dir: str | os.PathLike, step: int) -> epath.Path:
-    return epath.Path(model_dir) / PROMPT_DIR / f"prompt_{step}.npy"
+# ------------------------------------------------------------------ digests
 
 
-def save_prompt(model_dir: str | os.PathLike, step: int, prompt: np.ndarray) -> epath.Path:
-    """Writes `prompt` `[P, d]` as `.npy` named by step: temp file, then rename."""
-    path = prompt_path(model_dir, step)
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_atomic(path: epath.Path, data: bytes) -> None:
+    """Writes `data` to `path` so that a reader sees either nothing or all of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    array = np.asarray(prompt, np.float32)
-    if path.parent.as_posix().startswith("gs://"):
+    if path.as_posix().startswith("gs://"):
         # Object stores have no rename; a single object write is already atomic.
-        with path.open("wb") as f:
-            np.save(f, array)
-        return path
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_prompt_", suffix=".npy")
+        path.write_bytes(data)
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp_{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -47,6 +66,98 @@ def save_prompt(model_dir: str | os.PathLike, step: int, prompt: np.ndarray) -> 
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _parse_sums(text: str) -> dict[str, str]:
+    """`<hex>  <relative path>` lines (the `sha256sum` format) as {path: hex}."""
+    sums = {}
+    for line in text.splitlines():
+        digest, sep, name = line.partition("  ")
+        if not sep or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ValueError(f"malformed line {line!r}")
+        sums[name] = digest
+    return sums
+
+
+def _check_sums(root: epath.Path, sums: dict[str, str]) -> str | None:
+    """The first file under `root` that is missing or whose digest differs, as a reason."""
+    for name, digest in sorted(sums.items()):
+        path = root / name
+        if not path.exists():
+            return f"{name} is missing"
+        actual = _sha256(path.read_bytes())
+        if actual != digest:
+            return f"{name} has sha256 {actual[:12]}…, expected {digest[:12]}…"
+    return None
+
+
+def reject(model_dir: str | os.PathLike, path: epath.Path, reason: str) -> epath.Path:
+    """Moves `path` (a file or a state step) to `MODEL_DIR/rejected/` and logs why."""
+    destination = (
+        epath.Path(model_dir) / REJECTED_DIR / f"{path.parent.name}_{path.name}.{time.time_ns()}"
+    )
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    path.rename(destination)
+    log.warning("Rejected %s (%s); moved it to %s.", path, reason, destination)
+    return destination
+
+
+# ------------------------------------------------------------------ prompts
+
+
+def prompt_path(model_dir: str | os.PathLike, step: int) -> epath.Path:
+    return epath.Path(model_dir) / PROMPT_DIR / f"prompt_{step}.npy"
+
+
+def _checksum_path(path: epath.Path) -> epath.Path:
+    return path.parent / (path.name + CHECKSUM_SUFFIX)
+
+
+def verify_prompt(path: str | os.PathLike) -> str | None:
+    """None if the `.npy` at `path` matches its sidecar digest, else what is wrong."""
+    path = epath.Path(path)
+    if not path.exists():
+        return "it does not exist"
+    sidecar = _checksum_path(path)
+    if not sidecar.exists():
+        return f"its checksum file {sidecar.name} is missing"
+    try:
+        sums = _parse_sums(sidecar.read_text())
+    except ValueError as e:
+        return f"its checksum file {sidecar.name} is unreadable: {e}"
+    if path.name not in sums:
+        return f"its checksum file {sidecar.name} does not list it"
+    return _check_sums(path.parent, {path.name: sums[path.name]})
+
+
+def read_prompt(path: str | os.PathLike) -> np.ndarray:
+    """Reads a saved prompt `[P, d]` after checking it against its sidecar digest."""
+    problem = verify_prompt(path)
+    if problem:
+        raise CheckpointError(f"Prompt {path} failed verification: {problem}.")
+    return np.load(io.BytesIO(epath.Path(path).read_bytes()), allow_pickle=False)
+
+
+def save_prompt(model_dir: str | os.PathLike, step: int, prompt: np.ndarray) -> epath.Path:
+    """Writes `prompt` `[P, d]` as `.npy` named by step, digest first, each atomically.
+
+    A verified file already holding the same bytes (a resumed run redoing a
+    step) is kept as it is; a damaged or different one is moved to `rejected/`.
+    """
+    path = prompt_path(model_dir, step)
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(prompt, np.float32))
+    data = buffer.getvalue()
+    digest = _sha256(data)
+    if path.exists():
+        problem = verify_prompt(path)
+        if problem is None and _sha256(path.read_bytes()) == digest:
+            return path
+        reject(model_dir, path, problem or f"step {step} was recomputed and differs from it")
+    # The digest goes first: an interrupted write leaves a digest without its file, never a
+    # file without its digest.
+    _write_atomic(_checksum_path(path), f"{digest}  {path.name}\n".encode())
+    _write_atomic(path, data)
     return path
 
 
@@ -59,11 +170,44 @@ def saved_prompt_steps(model_dir: str | os.PathLike) -> list[int]:
     return sorted(int(m.group(1)) for m in matches if m)
 
 
-def latest_state_step(model_dir: str | os.PathLike) -> int | None:
-    """The newest complete saved state, without creating anything on disk."""
-    if not (epath.Path(model_dir) / STATE_DIR).exists():
-        return None
-    return StateCheckpointer(model_dir).latest_step()
+# -------------------------------------------------------------------- state
+
+
+def _step_dirs(state_dir: epath.Path) -> list[int]:
+    """Committed step directories (Orbax's temporary ones are not digits only)."""
+    if not state_dir.exists():
+        return []
+    return sorted(int(p.name) for p in state_dir.iterdir() if p.name.isdigit() and p.is_dir())
+
+
+def _files_under(directory: epath.Path) -> list[epath.Path]:
+    """Every file below `directory` (epath has no recursive glob)."""
+    files = []
+    for child in directory.iterdir():
+        files.extend(_files_under(child) if child.is_dir() else [child])
+    return files
+
+
+def write_state_manifest(step_dir: epath.Path) -> None:
+    """Records the digest of every file of a committed state step."""
+    files = sorted(p for p in _files_under(step_dir) if p.name != STATE_MANIFEST)
+    lines = (f"{_sha256(p.read_bytes())}  {p.relative_to(step_dir).as_posix()}\n" for p in files)
+    _write_atomic(step_dir / STATE_MANIFEST, "".join(lines).encode())
+
+
+def verify_state_step(step_dir: str | os.PathLike) -> str | None:
+    """None if every file listed in the step's manifest is present and intact, else why not."""
+    step_dir = epath.Path(step_dir)
+    manifest = step_dir / STATE_MANIFEST
+    if not manifest.exists():
+        return f"no {STATE_MANIFEST}: the run stopped before the step was verified"
+    try:
+        sums = _parse_sums(manifest.read_text())
+    except ValueError as e:
+        return f"{STATE_MANIFEST} is unreadable: {e}"
+    if not sums:
+        return f"{STATE_MANIFEST} lists no files"
+    return _check_sums(step_dir, sums)
 
 
 class StateCheckpointer:
@@ -71,13 +215,23 @@ class StateCheckpointer:
 
     The state pytree holds the prompt, its optimizer state and the step; the
     data position (examples consumed) is saved beside it as JSON so the input
-    pipeline can resume exactly where it stopped.
+    pipeline can resume exactly where it stopped. Saves are synchronous (the
+    state is small) so that each step's manifest is written as soon as Orbax
+    has committed it.
     """
 
     def __init__(self, model_dir: str | os.PathLike, max_to_keep: int | None = 3):
+        self._model_dir = epath.Path(model_dir)
+        self._directory = self._model_dir / STATE_DIR
         self._manager = ocp.CheckpointManager(
-            epath.Path(model_dir) / STATE_DIR,
-            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+            self._directory,
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=max_to_keep,
+                create=True,
+                enable_async_checkpointing=False,
+                # Temporary directories are writes that a kill interrupted.
+                cleanup_tmp_directories=True,
+            ),
         )
 
     def save(self, step: int, state: Any, data_position: dict[str, int]) -> None:
@@ -87,6 +241,9 @@ class StateCheckpointer:
                 state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_position)
             ),
         )
+        self._manager.wait_until_finished()
+        if jax.process_index() == 0:
+            write_state_manifest(self._directory / str(step))
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -96,6 +253,11 @@ class StateCheckpointer:
 
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, int]]:
         """Restores `step` into the structure, shardings and dtypes of `abstract_state`."""
+        problem = verify_state_step(self._directory / str(step))
+        if problem:
+            raise CheckpointError(
+                f"State step {self._directory / str(step)} failed verification: {problem}."
+            )
         restored = self._manager.restore(
             step,
             args=ocp.args.Composite(
@@ -103,6 +265,26 @@ class StateCheckpointer:
             ),
         )
         return restored["state"], dict(restored["data"])
+
+    def restore_latest_good(self, abstract_state: Any) -> tuple[int, Any, dict[str, int]] | None:
+        """Restores the newest step that verifies, rejecting (and logging) every newer one.
+
+        Returns (step, state, data position), or None when no step is usable.
+        """
+        for step in reversed(_step_dirs(self._directory)):
+            try:
+                return (step, *self.restore(step, abstract_state))
+            # Orbax raises many types for a damaged step; any of them means: use an older one.
+            except Exception as e:
+                problem = (
+                    str(e)
+                    if isinstance(e, CheckpointError)
+                    else f"Orbax could not restore it: {e!r}"
+                )
+            if jax.process_index() == 0:
+                reject(self._model_dir, self._directory / str(step), problem)
+            self._manager.reload()
+        return None
 
     def wait(self) -> None:
         self._manager.wait_until_finished()
