@@ -286,3 +286,87 @@ def test_pretrain_resumes_exactly(tiny_corpus, tmp_path):
     assert config_a == config_b
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+_TINY_GIN = [
+    "--gin.T5Config.d_model=16",
+    "--gin.T5Config.d_kv=6",
+    "--gin.T5Config.d_ff=40",
+    "--gin.T5Config.num_encoder_layers=2",
+    "--gin.T5Config.num_decoder_layers=2",
+    "--gin.T5Config.relative_attention_num_buckets=8",
+    "--gin.TASK_FEATURE_LENGTHS={'inputs': 32, 'targets': 8}",
+    "--gin.BATCH_SIZE=4",
+    "--gin.TRAIN_STEPS=4",
+    "--gin.pretrain.save_every=2",
+]
+
+
+@pytest.mark.slow
+def test_cli_runs_both_stages_and_checkpoints_load(tiny_corpus, tmp_path):
+    import jax
+
+    from prompt_tuning import checkpoints, pretrain
+
+    span_dir, lm_dir = tmp_path / "span_corruption", tmp_path / "lm_adapted"
+    assert (
+        pretrain.main(
+            ["--gin_file=pretrain/span_corruption.gin", f"--gin.MODEL_DIR='{span_dir}'", *_TINY_GIN]
+        )
+        == 0
+    )
+    assert (
+        pretrain.main(
+            [
+                "--gin_file=pretrain/lm_adaptation.gin",
+                f"--gin.MODEL_DIR='{lm_dir}'",
+                f"--gin.INIT_CHECKPOINT='{span_dir}'",
+                *_TINY_GIN,
+            ]
+        )
+        == 0
+    )
+    loaded = {}
+    for name, directory in (("span", span_dir), ("lm", lm_dir)):
+        source = checkpoints.resolve(str(directory))
+        assert (source.format, source.step) == ("t5x", 4)
+        config, params = checkpoints.load(str(directory))
+        assert (config.d_model, config.d_ff, config.num_encoder_layers) == (16, 40, 2)
+        assert not config.logits_via_embedding and config.is_gated
+        assert params["token_embedder"]["embedding"].dtype == np.dtype("bfloat16")
+        loaded[name] = params
+    # LM adaptation trained on from the span-corruption params.
+    span, lm = jax.tree.leaves(loaded["span"]), jax.tree.leaves(loaded["lm"])
+    assert all(a.shape == b.shape for a, b in zip(span, lm, strict=True))
+    assert any(
+        not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(span, lm, strict=True)
+    )
+
+
+def test_pretrain_from_checkpoint_starts_from_its_params(tiny_corpus, tmp_path):
+    import jax
+    from tiny import write_checkpoint
+
+    from prompt_tuning import checkpoints
+
+    start = write_checkpoint(tmp_path / "start", seed=3)
+    out = _pretrain(tmp_path / "zero", 0, init_checkpoint=str(start))
+    _, expected = checkpoints.load(str(start))
+    _, exported = checkpoints.load(out)
+    for x, y in zip(jax.tree.leaves(expected), jax.tree.leaves(exported), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_pretrain_rejects_checkpoint_of_another_architecture(tiny_corpus, tmp_path):
+    from tiny import write_checkpoint
+
+    from prompt_tuning.experiment import RunError
+
+    start = write_checkpoint(tmp_path / "start")
+    with pytest.raises(RunError, match="d_model: 16 vs 32"):
+        _pretrain(
+            tmp_path / "run",
+            0,
+            init_checkpoint=str(start),
+            config=_tiny_config().replace(d_model=32),
+        )

@@ -9,7 +9,7 @@ by each parameter's RMS, and an inverse-square-root learning rate that is
 constant (0.01) for the first 10,000 steps.
 
 A run writes under MODEL_DIR: `config.gin`, `metrics.jsonl`, the resumable
-state (`state/<step>/`: params, Adafactor state, step; Orbax), and at the end
+state (`train_state/state/<step>/`: params, Adafactor state, step; Orbax), and at the end
 `checkpoint_<step>/`, the params in the T5X layout, which `checkpoints.load`
 reads and a later stage (LM adaptation, prompt tuning) starts from.
 """
@@ -36,6 +36,9 @@ Params = Any
 Batch = Mapping[str, jax.Array]
 
 gin.external_configurable(T5Config, "T5Config")
+
+# MODEL_DIR/<RESUME_DIR>/state/<step>/: the resumable params + optimizer state.
+RESUME_DIR = "train_state"
 
 
 @flax.struct.dataclass
@@ -194,10 +197,14 @@ def pretrain(
     optimizer = optimizer or make_pretraining_optimizer()
     state = init_state(_starting_params(config, init_checkpoint, seed), optimizer)
 
-    checkpointer = run_state.StateCheckpointer(model_dir, max_to_keep=keep_states)
-    start = (checkpointer.latest_step() or 0) if resuming else 0
-    if start:
-        state, _ = checkpointer.restore(start, _abstract_state(state))
+    # Not MODEL_DIR/state: a T5X reader would take MODEL_DIR for an Orbax checkpoint folder.
+    checkpointer = run_state.StateCheckpointer(
+        epath.Path(model_dir) / RESUME_DIR, max_to_keep=keep_states
+    )
+    restored = checkpointer.restore_latest_good(_abstract_state(state)) if resuming else None
+    start = 0
+    if restored:
+        start, state, _ = restored
         print_fn(f"Resuming from step {start} in {model_dir}.")
     else:
         experiment.write_config(model_dir, config_text)
