@@ -279,7 +279,7 @@ def plot(
     for r in results:
         series.setdefault(tuple(r.run.setting[k] for k in series_keys), []).append(r)
     for label, group in series.items():
-        xs, means, lows, highs = [], [], [], []
+        xs, means, lows, highs, seed_xs, seed_scores = [], [], [], [], [], []
         for x in x_values:
             scores = [r.best for r in group if r.run.setting[x_key] == x and r.best is not None]
             if scores:
@@ -287,15 +287,22 @@ def plot(
                 means.append(float(np.mean(scores)))
                 lows.append(means[-1] - min(scores))
                 highs.append(max(scores) - means[-1])
-                ax.scatter([position[x]] * len(scores), scores, s=10, alpha=0.4)
+                seed_xs += [position[x]] * len(scores)
+                seed_scores += scores
         name = ", ".join(f"{k}={_short(k, v)}" for k, v in zip(series_keys, label, strict=True))
-        ax.errorbar(xs, means, yerr=[lows, highs], marker="o", capsize=3, label=name or metric)
+        line = ax.errorbar(
+            xs, means, yerr=[lows, highs], marker="o", capsize=3, label=name or metric
+        )
+        ax.scatter(seed_xs, seed_scores, s=12, alpha=0.5, color=line.lines[0].get_color())
     if numeric and min(numbers) > 0 and max(numbers) / min(numbers) >= 10:
         ax.set_xscale("log")
-    if not numeric:
-        ax.set_xticks(range(len(x_values)), [_short(x_key, v) for v in x_values])
+        ax.minorticks_off()  # label the grid values only
+    ax.set_xticks(
+        [position[x] for x in x_values], [_short(x_key, v) for v in x_values], minor=False
+    )
     ax.set_xlabel(x_key)
-    ax.set_ylabel(f"best validation {metric} (mean, min–max over seeds)")
+    ax.set_ylabel(f"best validation {metric}")
+    ax.set_title("mean, min–max and each seed (dots)", fontsize="medium")
     ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
