@@ -44,7 +44,8 @@ def extract_prompt(model_dir: str | os.PathLike, step: int | None = None) -> tup
 
     Raises:
       CheckpointError: naming the folder when it has no state, the step is not
-        saved (listing the saved ones), or the state holds no usable prompt.
+        saved (listing the saved ones), its files fail their sha256 manifest, or
+        the state holds no usable prompt.
     """
     steps = saved_steps(model_dir)
     if not steps:
@@ -52,7 +53,11 @@ def extract_prompt(model_dir: str | os.PathLike, step: int | None = None) -> tup
     step = steps[-1] if step is None else step
     if step not in steps:
         raise CheckpointError(f"{model_dir}: no saved state for step {step}; saved steps: {steps}.")
-    item = epath.Path(model_dir) / run_state.STATE_DIR / str(step) / _STATE_ITEM
+    step_dir = epath.Path(model_dir) / run_state.STATE_DIR / str(step)
+    problem = run_state.verify_state_step(step_dir)
+    if problem:
+        raise CheckpointError(f"State step {step_dir} failed verification: {problem}.")
+    item = step_dir / _STATE_ITEM
     with ocp.PyTreeCheckpointer() as checkpointer:
         try:
             tree = checkpointer.metadata(item).item_metadata.tree

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import gin
 import numpy as np
 import pytest
@@ -51,6 +53,19 @@ def test_every_saved_step_gives_the_prompt_written_at_that_step(model_dir, tmp_p
     assert extract_prompt.extract_prompt(model_dir)[0] == 10  # latest by default
     with pytest.raises(CheckpointError, match=r"no saved state for step 7; saved steps: \[5, 10\]"):
         extract_prompt.extract_prompt(model_dir, 7)
+
+
+@pytest.mark.slow
+def test_a_damaged_step_is_refused(model_dir, tmp_path):
+    damaged = tmp_path / "run"
+    shutil.copytree(model_dir, damaged)
+    data_files = [p for p in (damaged / "state" / "5" / "state").rglob("*") if p.is_file()]
+    victim = max(data_files, key=lambda p: p.stat().st_size)
+    data = victim.read_bytes()
+    victim.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # flip the last byte
+    with pytest.raises(CheckpointError, match="failed verification"):
+        extract_prompt.extract_prompt(damaged, 5)
+    assert extract_prompt.extract_prompt(damaged, 10)[0] == 10
 
 
 def test_missing_state_and_bad_output_are_named(tmp_path):
