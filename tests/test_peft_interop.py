@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import jax
 import numpy as np
 import pytest
 import tiny
@@ -12,10 +11,10 @@ import torch
 from peft import PeftModel, PromptTuningConfig, TaskType, get_peft_model
 from transformers import T5ForConditionalGeneration
 
-from prompt_tuning import checkpoints, evaluation, peft_interop
+from prompt_tuning import checkpoints, convert, evaluation, peft_interop
 from prompt_tuning import eval as eval_cli
 from prompt_tuning.data import get_task_or_mixture, label_target_ids
-from prompt_tuning.models import T5, init_params
+from prompt_tuning.models import T5
 
 TASK = "movie_sentiment"
 INPUT_LENGTH = 32
@@ -24,10 +23,17 @@ TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
-def hf_dir(tmp_path_factory):
-    """A random tiny T5 written as an HF folder (what `prompt_tuning.convert` produces)."""
-    params = init_params(tiny.CONFIG, jax.random.key(7))
-    return checkpoints.save_hf(tiny.CONFIG, params, tmp_path_factory.mktemp("hf") / "model")
+def t5x_checkpoint(tmp_path_factory):
+    """A random tiny T5 as a T5X checkpoint (what prompt tuning trains against)."""
+    return str(tiny.write_checkpoint(tmp_path_factory.mktemp("t5x"), seed=7))
+
+
+@pytest.fixture(scope="module")
+def hf_dir(t5x_checkpoint, tmp_path_factory):
+    """The same model converted to an HF folder with `python -m prompt_tuning.convert`."""
+    out = tmp_path_factory.mktemp("hf") / "model"
+    assert convert.main(["--from", t5x_checkpoint, "--to", str(out), "--format", "hf"]) == 0
+    return str(out)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +67,9 @@ def _peft_log_likelihoods(model, examples, label_ids) -> np.ndarray:
     return scores
 
 
-def test_exported_adapter_in_peft_matches_prompt_tuning_eval(hf_dir, examples, tmp_path):
+def test_exported_adapter_in_peft_matches_prompt_tuning_eval(
+    t5x_checkpoint, hf_dir, examples, tmp_path
+):
     prompt = (
         np.random.default_rng(0).uniform(-0.5, 0.5, (5, tiny.CONFIG.d_model)).astype(np.float32)
     )
@@ -84,7 +92,7 @@ def test_exported_adapter_in_peft_matches_prompt_tuning_eval(hf_dir, examples, t
 
     argv = [
         "--gin_file=runs/prompt_eval.gin",
-        f"--gin.INITIAL_CHECKPOINT_PATH='{hf_dir}'",
+        f"--gin.INITIAL_CHECKPOINT_PATH='{t5x_checkpoint}'",
         f"--gin.MIXTURE_OR_TASK_NAME='{TASK}'",
         f"--gin.MODEL_DIR='{tmp_path / 'run'}'",
         f"--gin.PROMPT_FILE='{tmp_path / 'prompt.npy'}'",
