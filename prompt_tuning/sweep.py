@@ -124,8 +124,12 @@ def plan_runs(
       base_args: gin flags shared by every run (`--gin_file=`, `--gin.K=V`, `--gin_search_paths=`).
       grid: `{key: [value text, ...]}`; key `gin_file` adds gin files.
       seeds: one run per seed for every combination.
-      sweep_dir: each run's MODEL_DIR is `sweep_dir/<run name>`.
+      sweep_dir: a local folder; each run's MODEL_DIR is `sweep_dir/<run name>`.
     """
+    if "://" in sweep_dir:
+        raise ValueError(
+            f"--sweep_dir {sweep_dir} must be a local folder (tables and plots go there)."
+        )
     runs = []
     for values in itertools.product(*grid.values()):
         setting = dict(zip(grid, values, strict=True))
@@ -147,6 +151,12 @@ def plan_runs(
                 f"--gin.MODEL_DIR='{model_dir}'",
             ]
             runs.append(Run(name, setting, seed, model_dir, command))
+    names = [run.name for run in runs]
+    clashes = sorted({name for name in names if names.count(name) > 1})
+    if clashes:
+        raise ValueError(
+            f"Grid values give runs the same folder name: {clashes}; make them distinct."
+        )
     return runs
 
 

@@ -31,6 +31,8 @@ def test_grid_values_keep_their_text():
             sweep.parse_grid([bad])
     with pytest.raises(ValueError, match="twice"):
         sweep.parse_grid(["A=[1]", "A=[2]"])
+    with pytest.raises(ValueError, match="same folder name"):
+        sweep.plan_runs([], {"MODEL_NAME": ["'a b'", "'a-b'"]}, [0], "/tmp/sweep")
 
 
 def test_dry_run_writes_one_gin_complete_command_per_run(tmp_path):
