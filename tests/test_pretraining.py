@@ -173,6 +173,7 @@ def _task_examples(name: str, lengths: dict[str, int], seed: int = 0) -> list[di
     return list(dataset.as_numpy_iterator())
 
 
+@pytest.mark.slow
 def test_corpus_tasks_produce_objective_examples(tiny_corpus):
     vocab = t5_vocabulary()
     span = _task_examples("corpus_span_corruption", {"inputs": 128, "targets": 32})
@@ -213,6 +214,7 @@ def _fixed_batch(batch: int = 4, inputs: int = 12, targets: int = 6) -> dict[str
     }
 
 
+@pytest.mark.slow
 def test_full_train_step_lowers_loss_and_trains_every_param():
     import jax
 
