@@ -372,3 +372,26 @@ def test_pretrain_rejects_checkpoint_of_another_architecture(tiny_corpus, tmp_pa
             init_checkpoint=str(start),
             config=_tiny_config().replace(d_model=32),
         )
+
+
+def test_plot_script_reads_train_losses_and_draws_stages(tmp_path, monkeypatch):
+    import json
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
+    import plot_pretraining
+
+    records = [
+        {"step": 1, "kind": "train", "cross_entropy": 9.0},
+        {"step": 2, "kind": "train", "cross_entropy": 8.0},
+        {"step": 2, "kind": "train", "cross_entropy": 7.5},  # logged again after a resume
+        {"step": 2, "kind": "eval", "accuracy": 50.0},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert plot_pretraining.read_losses(tmp_path) == ([1, 2], [9.0, 7.5])
+    with pytest.raises(FileNotFoundError, match=r"metrics\.jsonl"):
+        plot_pretraining.read_losses(tmp_path / "missing")
+    out = tmp_path / "loss.png"
+    monkeypatch.setattr("sys.argv", ["plot", str(tmp_path), "--out", str(out)])
+    plot_pretraining.main()
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
