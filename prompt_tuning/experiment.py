@@ -352,7 +352,8 @@ def train(
                     prompt, data.seed, frozen, vocabulary, task, optimizer, replicated
                 )
             start, state = 0, initial
-            write_config(model_dir, config_text)
+            if not resuming:  # a resumed run killed before its first save has it already
+                write_config(model_dir, config_text)
         else:
             start, state, _ = restored
             print_fn(f"Resuming from step {start} in {model_dir}.")
