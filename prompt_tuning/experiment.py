@@ -327,6 +327,8 @@ def train(
     Returns the final prompt `[P, d]`.
     """
     # Everything is validated before the first byte is written to MODEL_DIR.
+    if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
+        raise RunError(f"TRAIN_STEPS (train.train_steps) must be a positive integer, got {train_steps!r}.")
     config_text = gin.config_str()
     resuming = check_model_dir(model_dir, config_text)
     mesh = mesh or partitioning.make_mesh()

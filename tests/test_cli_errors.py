@@ -2,44 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 import pathlib
 import shutil
 
 import numpy as np
 import pytest
 import tiny
+import train_cli
 
-from prompt_tuning import train
+from prompt_tuning import run_lock, train
+from prompt_tuning.checkpoints import state as run_state
 from prompt_tuning.models import T5Config
 
 TESTS = pathlib.Path(__file__).resolve().parent
 
 
-def _digest(directory: pathlib.Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(directory.rglob("*"))
-        if p.is_file()
-    }
-
-
 def _argv(model_dir, checkpoint, *extra, prompt="random_uniform"):
-    return [
-        "--gin_file=runs/prompt_finetune.gin",
-        f"--gin_file=prompts/{prompt}.gin",
-        f"--gin.MODEL_DIR='{model_dir}'",
-        f"--gin.INITIAL_CHECKPOINT_PATH='{checkpoint}'",
-        f"--gin.MIXTURE_OR_TASK_NAME='{tiny.TASK}'",
-        "--gin.TASK_FEATURE_LENGTHS={'inputs': 16, 'targets': 4}",
-        "--gin.TRAIN_STEPS=4",
-        "--gin.BATCH_SIZE=8",
-        "--gin.PROMPT_LENGTH=5",
-        "--gin.ModelSpec.dtype='float32'",
-        "--gin.train.save_every=2",
-        "--gin.train.eval_every=0",
-        *extra,
-    ]
+    return train_cli.train_args(model_dir, checkpoint, *extra, prompt=prompt)
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +39,13 @@ def model_dir(finished_run, tmp_path):
 
 
 def _fails(argv, capsys, model_dir, *messages):
-    before = _digest(model_dir)
+    before = train_cli.digest(model_dir)
     assert train.main(argv) != 0
     out = capsys.readouterr().out
     assert out.count("error:") == 1, out
     for message in messages:
         assert message in out, out
-    assert _digest(model_dir) == before
+    assert train_cli.digest(model_dir) == before
     return out
 
 
@@ -116,8 +95,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_prompt(finished_run, tmp_path, c
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     argv = _argv(
-        fresh, finished_run[1],
-        "--gin.TRAIN_STEPS=10", "--gin_file=" + str(TESTS / "exploding.gin"),
+        fresh,
+        finished_run[1],
+        "--gin.TRAIN_STEPS=10",
+        "--gin_file=" + str(TESTS / "exploding.gin"),
     )
     assert train.main(argv) != 0
     out = capsys.readouterr().out
@@ -125,3 +106,97 @@ def test_nan_loss_stops_and_keeps_the_last_good_prompt(finished_run, tmp_path, c
     saved = sorted(p.name for p in (fresh / "prompts").glob("*.npy"))
     assert saved == ["prompt_2.npy", "prompt_4.npy"]
     assert np.isfinite(np.load(fresh / "prompts" / "prompt_4.npy")).all()
+
+
+# ------------------------------------------------------------------ added cases
+
+
+@pytest.fixture
+def fresh(tmp_path):
+    directory = tmp_path / "fresh"
+    directory.mkdir()
+    return directory
+
+
+def test_binding_of_the_wrong_type(finished_run, fresh, capsys):
+    argv = _argv(fresh, finished_run[1], "--gin.TRAIN_STEPS='ten'")
+    _fails(argv, capsys, fresh, "TRAIN_STEPS")
+
+
+def test_missing_required_macro(finished_run, fresh, capsys):
+    argv = [a for a in _argv(fresh, finished_run[1]) if "MODEL_DIR" not in a]
+    _fails(argv, capsys, fresh, "MODEL_DIR")
+
+
+def test_truncated_checkpoint(finished_run, tmp_path, fresh, capsys):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(finished_run[1], damaged)
+    largest = max((p for p in damaged.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    largest.write_bytes(largest.read_bytes()[:100])
+    _fails(_argv(fresh, damaged), capsys, fresh, str(damaged))
+
+
+def test_checkpoint_of_another_model(finished_run, fresh, capsys):
+    argv = _argv(fresh, finished_run[1], "--gin.ModelSpec.name='t5_1_1_small'")
+    _fails(argv, capsys, fresh, "does not match model 't5_1_1_small'", "d_model")
+
+
+def _prompt_file(tmp_path, array) -> pathlib.Path:
+    path = tmp_path / "init.npy"
+    np.save(path, array)
+    return path
+
+
+def test_prompt_file_of_the_wrong_dtype(finished_run, tmp_path, fresh, capsys):
+    path = _prompt_file(tmp_path, np.ones((5, 16), np.int32))
+    argv = _argv(fresh, finished_run[1], f"--gin.PROMPT_FILE='{path}'", prompt="from_file")
+    _fails(argv, capsys, fresh, str(path), "int32")
+
+
+def test_prompt_file_with_nan_inside(finished_run, tmp_path, fresh, capsys):
+    array = np.ones((5, 16), np.float32)
+    array[2, 3] = np.nan
+    path = _prompt_file(tmp_path, array)
+    argv = _argv(fresh, finished_run[1], f"--gin.PROMPT_FILE='{path}'", prompt="from_file")
+    _fails(argv, capsys, fresh, str(path), "NaN")
+
+
+def test_task_data_dir_that_does_not_exist(finished_run, tmp_path, fresh, capsys, monkeypatch):
+    """Data is read after the lock is taken: only .lock and config.gin may appear."""
+    monkeypatch.setenv("PROMPT_TUNING_DATA_DIR", str(tmp_path / "no_data"))
+    argv = _argv(fresh, finished_run[1], "--gin.MIXTURE_OR_TASK_NAME='glue_rte_v002'")
+    assert train.main(argv) != 0
+    out = capsys.readouterr().out
+    assert out.count("error:") == 1 and str(tmp_path / "no_data") in out, out
+    assert set(train_cli.digest(fresh)) <= {run_lock.LOCK_FILE, "config.gin"}
+
+
+def test_model_dir_in_use_by_another_run(finished_run, capsys):
+    model_dir = finished_run[0]
+    with run_lock.hold(model_dir):
+        _fails(
+            _argv(model_dir, finished_run[1]), capsys, model_dir, "is in use by another run", "pid"
+        )
+
+
+def test_model_dir_that_cannot_be_written(finished_run, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    _fails(_argv(blocker / "run", finished_run[1]), capsys, tmp_path, "is not writable")
+
+
+def test_corrupt_latest_state_is_named_and_the_previous_one_resumed(
+    finished_run, model_dir, caplog
+):
+    """Not an error: the damaged step is set aside and the run finishes the same."""
+    config = model_dir / "config.gin"
+    config.write_text(config.read_text().replace(str(finished_run[0]), str(model_dir)))
+    latest = model_dir / run_state.STATE_DIR / "4"
+    data_file = max((p for p in latest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data_file.write_bytes(data_file.read_bytes()[:-1] + bytes([data_file.read_bytes()[-1] ^ 1]))
+    with caplog.at_level("WARNING"):
+        assert train.main(_argv(model_dir, finished_run[1])) == 0
+    assert f"Rejected {latest}" in caplog.text
+    final = run_state.prompt_path(model_dir, 4)
+    assert final.read_bytes() == run_state.prompt_path(finished_run[0], 4).read_bytes()
+    assert run_state.verify_state_step(latest) is None

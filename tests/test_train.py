@@ -130,7 +130,7 @@ def test_same_prompt_on_every_mesh(tmp_path, checkpoint):
 def test_run_writes_prompts_state_config_and_metrics(tmp_path, checkpoint):
     model_dir = tmp_path / "run"
     prompt = _run_train(model_dir, checkpoint, steps=10)
-    assert sorted(p.name for p in (model_dir / "prompts").iterdir()) == ["prompt_10.npy", "prompt_5.npy"]
+    assert sorted(p.name for p in (model_dir / "prompts").glob("*.npy")) == ["prompt_10.npy", "prompt_5.npy"]
     np.testing.assert_array_equal(np.load(model_dir / "prompts" / "prompt_10.npy"), prompt)
     assert (model_dir / "config.gin").read_text().count("tiny_polarity_test") >= 1
     records = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
