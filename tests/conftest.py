@@ -31,3 +31,17 @@ def vocab(fixtures_dir):
     return seqio.SentencePieceVocabulary(
         str(fixtures_dir / "vocab" / "t5_cc_all.32000.spiece.model"), extra_ids=100
     )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_gin():
+    """Each test starts and ends with an empty, unlocked gin config.
+
+    gin_utils.parse finalizes (locks) the config; a module that registers gin
+    configurables when first imported would otherwise fail in a later test.
+    """
+    import gin
+
+    gin.clear_config()
+    yield
+    gin.clear_config()
