@@ -274,15 +274,17 @@ def _pretrain(model_dir, steps: int, messages: list[str] | None = None, **overri
 
 
 @pytest.mark.slow
-def test_pretrain_resumes_exactly(tiny_corpus, tmp_path):
+def test_pretrain_resumes_exactly(tiny_corpus, tmp_path, monkeypatch):
     import jax
 
     from prompt_tuning import checkpoints
 
     straight = _pretrain(tmp_path / "straight", 6)
-    _pretrain(tmp_path / "resumed", 3)
+    # A relative MODEL_DIR, as the documented commands use.
+    monkeypatch.chdir(tmp_path)
+    _pretrain("resumed", 3)
     messages = []
-    resumed = _pretrain(tmp_path / "resumed", 6, messages)
+    resumed = _pretrain("resumed", 6, messages)
     assert any("Resuming from step 3" in m for m in messages), messages
     (config_a, a), (config_b, b) = checkpoints.load(straight), checkpoints.load(resumed)
     assert config_a == config_b

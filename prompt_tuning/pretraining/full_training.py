@@ -186,6 +186,8 @@ def pretrain(
     Returns:
       The path of the exported `checkpoint_<train_steps>` folder.
     """
+    # Orbax needs absolute paths: a relative MODEL_DIR failed at the first save.
+    model_dir = checkpoints.paths.normalize(model_dir)
     config_text = gin.config_str()
     resuming = experiment.check_model_dir(model_dir, config_text)
     final = epath.Path(model_dir) / f"checkpoint_{train_steps}"
