@@ -91,6 +91,7 @@ def test_model_dir_of_another_run(finished_run, model_dir, capsys):
     _fails(argv, capsys, model_dir, "different run", "PROMPT_LENGTH")
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_prompt(finished_run, tmp_path, capsys):
     fresh = tmp_path / "fresh"
     fresh.mkdir()
@@ -185,6 +186,7 @@ def test_model_dir_that_cannot_be_written(finished_run, tmp_path, capsys):
     _fails(_argv(blocker / "run", finished_run[1]), capsys, tmp_path, "is not writable")
 
 
+@pytest.mark.slow
 def test_corrupt_latest_state_is_named_and_the_previous_one_resumed(
     finished_run, model_dir, caplog
 ):
