@@ -2,55 +2,32 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import tiny
+from train_cli import subprocess_env, train_command
 
-TESTS = pathlib.Path(__file__).resolve().parent
 pytestmark = pytest.mark.slow
 
 
 def _command(model_dir, checkpoint, steps=30):
-    return [
-        sys.executable, "-m", "prompt_tuning.train",
-        f"--gin_search_paths={TESTS}",
-        "--gin_file=runs/prompt_finetune.gin",
-        "--gin_file=prompts/random_uniform.gin",
+    return train_command(
+        model_dir, checkpoint,
         "--gin_file=hardware/cpu.gin",
-        "--gin_file=tiny_task.gin",
-        f"--gin.MODEL_DIR='{model_dir}'",
-        f"--gin.INITIAL_CHECKPOINT_PATH='{checkpoint}'",
-        f"--gin.MIXTURE_OR_TASK_NAME='{tiny.TASK}'",
-        "--gin.TASK_FEATURE_LENGTHS={'inputs': 16, 'targets': 4}",
-        f"--gin.TRAIN_STEPS={steps}",
-        "--gin.BATCH_SIZE=8",
-        "--gin.PROMPT_LENGTH=5",
-        "--gin.ModelSpec.dtype='float32'",
         "--gin.ModelSpec.dropout_rate=0.1",
-        "--gin.train.save_every=5",
         "--gin.train.log_every=5",
-        "--gin.train.eval_every=0",
         "--gin.DataSpec.data_shards=2",
-    ]
+        steps=steps, save_every=5,
+    )  # fmt: skip
 
 
-def _env(devices: int, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
-        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-        JAX_PLATFORMS="cpu",
-        **extra,
-    )
-    return env
+_env = subprocess_env
 
 
 def _final_prompt(model_dir, steps=30) -> np.ndarray:
