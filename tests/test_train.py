@@ -146,3 +146,10 @@ def test_resume_continues_exactly(tmp_path, checkpoint):
     _run_train(tmp_path / "split", checkpoint, steps=5)
     resumed = _run_train(tmp_path / "split", checkpoint, steps=10)
     np.testing.assert_array_equal(resumed, straight)
+
+
+def test_relative_model_dir_saves_and_resumes(tmp_path, checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    prompt = _run_train("relative_run", checkpoint, steps=5)
+    np.testing.assert_array_equal(np.load(tmp_path / "relative_run" / "prompts" / "prompt_5.npy"), prompt)
+    assert (tmp_path / "relative_run" / "state" / "5").is_dir()

@@ -29,6 +29,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from prompt_tuning.checkpoints import paths
 from prompt_tuning.checkpoints.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -221,7 +222,8 @@ class StateCheckpointer:
     """
 
     def __init__(self, model_dir: str | os.PathLike, max_to_keep: int | None = 3):
-        self._model_dir = epath.Path(model_dir)
+        # Orbax accepts only absolute paths; a relative MODEL_DIR is the user's cwd.
+        self._model_dir = epath.Path(paths.normalize(model_dir))
         self._directory = self._model_dir / STATE_DIR
         self._manager = ocp.CheckpointManager(
             self._directory,
