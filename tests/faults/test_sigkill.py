@@ -49,10 +49,15 @@ class Kill:
 
 
 def writing_state(step: int) -> Kill:
-    """While Orbax writes `step` into its temporary directory."""
+    """While Orbax writes `step` into its temporary directory.
+
+    A write can be over between two polls; then the kill lands right after the
+    commit instead, so a fast machine never lets the run slip past its kill.
+    """
     return Kill(
         f"writing state {step}",
-        lambda d, _: any(n.startswith(f"{step}.orbax-checkpoint-tmp") for n in _names(d / "state")),
+        lambda d, _: (d / "state" / str(step)).is_dir()
+        or any(n.startswith(f"{step}.orbax-checkpoint-tmp") for n in _names(d / "state")),
     )
 
 
@@ -62,11 +67,13 @@ def committed_state(step: int) -> Kill:
 
 
 def writing_prompt(step: int) -> Kill:
-    """While the prompt of `step` or its digest is in a temporary file."""
+    """While the prompt of `step` or its digest is in a temporary file (or, if
+    that moment falls between two polls, right after the prompt is written)."""
     prefix = f".tmp_prompt_{step}.npy"
     return Kill(
         f"writing prompt {step}",
-        lambda d, _: any(n.startswith(prefix) for n in _names(d / "prompts")),
+        lambda d, _: (d / "prompts" / f"prompt_{step}.npy").exists()
+        or any(n.startswith(prefix) for n in _names(d / "prompts")),
     )
 
 
@@ -86,7 +93,7 @@ KILLS: list[Kill] = [
     committed_state(16),
     writing_prompt(16),
     writing_state(20),
-    writing_state(STEPS),
+    writing_prompt(20),
 ]
 
 
