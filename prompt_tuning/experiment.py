@@ -335,6 +335,7 @@ def train(
     config, frozen = load_frozen(model, mesh)
     task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)
     vocabulary = check_vocabulary(task, config)
+    input_pipeline.check_split(data.mixture_or_task_name, data.train_split)
     t5 = T5(config)
     optimizer = optimizer or trainer.make_optimizer()
     replicated = partitioning.replicated(mesh)

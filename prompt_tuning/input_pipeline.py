@@ -41,6 +41,27 @@ def _local_shards(num_shards: int) -> range:
     return range(jax.process_index() * per_process, (jax.process_index() + 1) * per_process)
 
 
+class EmptySplitError(ValueError):
+    """A task's split exists but yields no examples."""
+
+
+def check_split(mixture_or_task_name: str, split: str) -> None:
+    """Opens `split` of the task (or of every task in a mixture) and reads one example.
+
+    Jobs call this before writing anything, so a missing data directory or an
+    empty split fails the run while MODEL_DIR is still untouched.
+    """
+    task_or_mixture = get_task_or_mixture(mixture_or_task_name)
+    tasks = getattr(task_or_mixture, "tasks", [task_or_mixture])
+    for task in tasks:
+        dataset = task.get_dataset(sequence_length=None, split=split, shuffle=False)
+        if not any(True for _ in dataset.take(1).as_numpy_iterator()):
+            raise EmptySplitError(
+                f"Split {split!r} of task {task.name} holds no examples: check the data "
+                "files or the split name (DataSpec.train_split / DataSpec.eval_split)."
+            )
+
+
 def train_dataset(
     mixture_or_task_name: str,
     task_feature_lengths: Mapping[str, int],

@@ -7,11 +7,14 @@ import shutil
 
 import numpy as np
 import pytest
+import seqio
+import tensorflow as tf
 import tiny
 import train_cli
 
 from prompt_tuning import run_lock, train
 from prompt_tuning.checkpoints import state as run_state
+from prompt_tuning.data.registry import register_classification
 from prompt_tuning.models import T5Config
 
 TESTS = pathlib.Path(__file__).resolve().parent
@@ -163,13 +166,34 @@ def test_prompt_file_with_nan_inside(finished_run, tmp_path, fresh, capsys):
 
 
 def test_task_data_dir_that_does_not_exist(finished_run, tmp_path, fresh, capsys, monkeypatch):
-    """Data is read after the lock is taken: only .lock and config.gin may appear."""
     monkeypatch.setenv("PROMPT_TUNING_DATA_DIR", str(tmp_path / "no_data"))
     argv = _argv(fresh, finished_run[1], "--gin.MIXTURE_OR_TASK_NAME='glue_rte_v002'")
-    assert train.main(argv) != 0
-    out = capsys.readouterr().out
-    assert out.count("error:") == 1 and str(tmp_path / "no_data") in out, out
-    assert set(train_cli.digest(fresh)) <= {run_lock.LOCK_FILE, "config.gin"}
+    _fails(argv, capsys, fresh, str(tmp_path / "no_data"), "train.tsv")
+
+
+@pytest.fixture
+def empty_task():
+    """A registered task whose train split exists but holds no examples."""
+    name = "tiny_empty_split_test"
+
+    def no_examples(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
+        del split, shuffle_files, seed
+        return tf.data.Dataset.from_tensor_slices(
+            {"sentence": tf.constant([], tf.string), "label": tf.constant([], tf.int64)}
+        )
+
+    names = register_classification(
+        name, seqio.FunctionDataSource(no_examples, splits=["train"]),
+        prefix="polarity", keys=("sentence",), label_names=tiny.LABELS,
+    )
+    yield name
+    for registered in names:
+        seqio.TaskRegistry.remove(registered)
+
+
+def test_empty_split(finished_run, fresh, empty_task, capsys):
+    argv = _argv(fresh, finished_run[1], f"--gin.MIXTURE_OR_TASK_NAME='{empty_task}'")
+    _fails(argv, capsys, fresh, f"Split 'train' of task {empty_task} holds no examples")
 
 
 def test_model_dir_in_use_by_another_run(finished_run, capsys):
