@@ -159,6 +159,21 @@ def test_step_that_orbax_refuses_is_rejected_too(saved_steps, caplog):
     assert step == 2 and "Orbax could not restore it" in caplog.text
 
 
+def test_intact_step_that_does_not_fit_the_run_is_an_error_and_stays(saved_steps, caplog):
+    """Restoring into another structure (e.g. another optimizer) must not move good steps."""
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    other = {"a": jax.ShapeDtypeStruct((6,), jnp.float32, sharding=sharding)}
+    checkpointer = run_state.StateCheckpointer(saved_steps)
+    try:
+        with pytest.raises(run_state.StateMismatchError, match="intact but does not fit"):
+            checkpointer.restore_latest_good(other)
+    finally:
+        checkpointer.close()
+    assert run_state.verify_state_step(saved_steps / run_state.STATE_DIR / "3") is None
+    assert not (saved_steps / run_state.REJECTED_DIR).exists()
+    assert "Rejected" not in caplog.text
+
+
 def test_no_usable_step_restores_nothing(saved_steps):
     for step in (1, 2, 3):
         _truncate(_largest_data_file(saved_steps / run_state.STATE_DIR / str(step)))

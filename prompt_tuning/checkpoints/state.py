@@ -211,6 +211,10 @@ def verify_state_step(step_dir: str | os.PathLike) -> str | None:
     return _check_sums(step_dir, sums)
 
 
+class StateMismatchError(CheckpointError):
+    """An intact state step whose structure differs from the run's train state."""
+
+
 class StateCheckpointer:
     """Orbax-backed save / restore of the resumable train state.
 
@@ -260,31 +264,56 @@ class StateCheckpointer:
             raise CheckpointError(
                 f"State step {self._directory / str(step)} failed verification: {problem}."
             )
-        restored = self._manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()
-            ),
-        )
+        return self._restore_verified(step, abstract_state)
+
+    def _restore_verified(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, int]]:
+        try:
+            restored = self._manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()
+                ),
+            )
+        except Exception as e:  # Orbax raises many types, for damage and for a mismatch alike
+            if self._readable(step):
+                # Intact files that do not fit this run's state (another optimizer or
+                # prompt shape) are the caller's mistake: never a reason to move them.
+                raise StateMismatchError(
+                    f"State step {self._directory / str(step)} is intact but does not fit "
+                    f"this run's train state ({e!r}); nothing was moved."
+                ) from e
+            raise CheckpointError(f"Orbax could not restore it: {e!r}") from e
         return restored["state"], dict(restored["data"])
+
+    def _readable(self, step: int) -> bool:
+        """Whether Orbax can read `step` as saved, with no target structure."""
+        try:
+            self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+        except Exception:  # any failure: the files themselves are unreadable
+            return False
+        return True
 
     def restore_latest_good(self, abstract_state: Any) -> tuple[int, Any, dict[str, int]] | None:
         """Restores the newest step that verifies, rejecting (and logging) every newer one.
 
+        A step is moved aside only when its files fail their digests or Orbax
+        cannot read them; an intact step that does not fit `abstract_state`
+        raises `StateMismatchError`.
+
         Returns (step, state, data position), or None when no step is usable.
         """
         for step in reversed(_step_dirs(self._directory)):
-            try:
-                return (step, *self.restore(step, abstract_state))
-            # Orbax raises many types for a damaged step; any of them means: use an older one.
-            except Exception as e:
-                problem = (
-                    str(e)
-                    if isinstance(e, CheckpointError)
-                    else f"Orbax could not restore it: {e!r}"
-                )
+            step_dir = self._directory / str(step)
+            problem = verify_state_step(step_dir)
+            if problem is None:
+                try:
+                    return (step, *self._restore_verified(step, abstract_state))
+                except StateMismatchError:
+                    raise
+                except CheckpointError as e:
+                    problem = str(e)
             if jax.process_index() == 0:
-                reject(self._model_dir, self._directory / str(step), problem)
+                reject(self._model_dir, step_dir, problem)
             self._manager.reload()
         return None
 
