@@ -2,6 +2,9 @@
 
   corpus_span_corruption   T5 span corruption (15% noise, mean span 3), train split only
   corpus_lm_adaptation     prefix LM: inputs = a chunk's prefix, targets = its continuation
+  corpus_lm_adaptation_reviews
+                           the same prefix LM with the movie-review train text repeated
+                           `REVIEW_REPEATS` times (domain-adaptive pretraining, see below)
 
 Both read every `corpus/*.txt` file (one paragraph or WordNet synset a line),
 shuffle the lines with the dataset seed, tokenise them with the T5 vocabulary
@@ -26,6 +29,13 @@ from prompt_tuning.pretraining import objectives
 
 SPAN_CORRUPTION = "corpus_span_corruption"
 LM_ADAPTATION = "corpus_lm_adaptation"
+LM_ADAPTATION_REVIEWS = "corpus_lm_adaptation_reviews"
+# The movie-review train text is 3% of the corpus's tokens; ten copies make it about
+# a quarter of what LM adaptation reads. Only the train split's unlabelled text is in
+# the corpus (never validation/test text, never labels), as domain-adaptive
+# pretraining does (Gururangan et al. 2020).
+REVIEW_FILE = "movie_train.txt"
+REVIEW_REPEATS = 10
 CORPUS_ENV = "PROMPT_TUNING_CORPUS_DIR"
 
 
@@ -47,35 +57,40 @@ def corpus_files(directory: Path | None = None) -> list[Path]:
     return files
 
 
-def _read_lines(files: list[Path]) -> list[str]:
+def _read_lines(files: list[Path], repeats: dict[str, int]) -> list[str]:
     lines = []
     for path in files:
-        lines += [line for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+        kept = [line for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+        lines += kept * repeats.get(path.name, 1)
     return lines
 
 
-def _corpus_dataset(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
+def _corpus_dataset(
+    split: str, shuffle_files: bool, seed: int | None = None, repeats: dict[str, int] | None = None
+) -> tf.data.Dataset:
     """Every line of the corpus as `{"text": line}`, in a seeded random order when shuffling.
 
     The files are read whole (about 31 MB) and the lines permuted here, because
     a streaming shuffle buffer over files read one after another would feed the
-    model one source at a time.
+    model one source at a time. `repeats` maps a file name to how many copies of
+    its lines enter (default one).
     """
     if split != "train":
         raise ValueError(f"The pretraining corpus has only a 'train' split, not {split!r}.")
-    lines = _read_lines(corpus_files())
+    lines = _read_lines(corpus_files(), repeats or {})
     if shuffle_files:
         order = np.random.default_rng(seed).permutation(len(lines))
         lines = [lines[i] for i in order]
     return tf.data.Dataset.from_tensor_slices({"text": lines})
 
 
-def _register(name: str, objective) -> None:
+def _register(name: str, objective, repeats: dict[str, int] | None = None) -> None:
     if name in seqio.TaskRegistry.names():
         return
+    read = functools.partial(_corpus_dataset, repeats=repeats)
     seqio.TaskRegistry.add(
         name,
-        source=seqio.FunctionDataSource(_corpus_dataset, splits=["train"]),
+        source=seqio.FunctionDataSource(read, splits=["train"]),
         preprocessors=[
             functools.partial(seqio.preprocessors.rekey, key_map={"targets": "text"}),
             seqio.preprocessors.tokenize,
@@ -89,3 +104,4 @@ def _register(name: str, objective) -> None:
 
 _register(SPAN_CORRUPTION, objectives.span_corruption)
 _register(LM_ADAPTATION, objectives.prefix_lm)
+_register(LM_ADAPTATION_REVIEWS, objectives.prefix_lm, {REVIEW_FILE: REVIEW_REPEATS})

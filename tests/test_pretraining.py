@@ -186,6 +186,22 @@ def test_corpus_tasks_produce_objective_examples(tiny_corpus):
     np.testing.assert_array_equal(first[3]["inputs"], span[3]["inputs"])
 
 
+def test_review_weighted_corpus_repeats_only_the_review_file(tiny_corpus):
+    import prompt_tuning.tasks.pretraining as tasks
+
+    (tiny_corpus / tasks.REVIEW_FILE).write_text("a fine film.\na dull film.\n")
+
+    def texts(**kwargs) -> list[bytes]:
+        dataset = tasks._corpus_dataset("train", shuffle_files=True, seed=3, **kwargs)
+        return [x["text"] for x in dataset.as_numpy_iterator()]
+
+    plain, weighted = texts(), texts(repeats={tasks.REVIEW_FILE: tasks.REVIEW_REPEATS})
+    assert len(weighted) == len(plain) + 2 * (tasks.REVIEW_REPEATS - 1)
+    assert weighted.count(b"a dull film.") == tasks.REVIEW_REPEATS
+    assert sorted(set(weighted)) == sorted(set(plain))
+    assert tasks.LM_ADAPTATION_REVIEWS in seqio.TaskRegistry.names()
+
+
 def test_corpus_task_without_corpus_says_how_to_build_it(tmp_path, monkeypatch):
     import prompt_tuning.tasks.pretraining as tasks
 
