@@ -13,6 +13,7 @@ Returned tokens exclude the initial 0 (BOS); positions after EOS are 0.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -38,6 +39,7 @@ class _Decoder:
     encoded: jax.Array  # [n, input_length, embed]
     encoder_mask: jax.Array  # [n, input_length]
     use_cache: bool
+    decoder_prefix: jax.Array | None = None  # [L, 2, P, heads, kv] (prefix tuning)
 
     def init_cache(self, max_decode_length: int) -> Cache:
         """Creates the cache: zero self-attention slots, projected encoder keys/values."""
@@ -50,6 +52,7 @@ class _Decoder:
             self.encoder_mask,
             tokens,
             decode=True,
+            decoder_prefix=self.decoder_prefix,
             method="decode",
             mutable=["cache"],
         )
@@ -76,6 +79,7 @@ class _Decoder:
                 self.encoder_mask,
                 token,
                 decode=True,
+                decoder_prefix=self.decoder_prefix,
                 method="decode",
                 mutable=["cache"],
             )
@@ -85,6 +89,7 @@ class _Decoder:
             self.encoded,
             self.encoder_mask,
             sequences[:, :-1],
+            decoder_prefix=self.decoder_prefix,
             method="decode",
         )
         return jax.nn.log_softmax(lax.dynamic_index_in_dim(logits, i, 1, keepdims=False)), cache
@@ -94,14 +99,23 @@ def _decoder(
     model: T5,
     params: Params,
     encoder_input_tokens: jax.Array,
-    prompt: jax.Array | None,
+    prompt: jax.Array | Mapping[str, jax.Array] | None,
     prompt_position: PromptPosition,
     use_cache: bool,
     repeats: int = 1,
 ) -> _Decoder:
-    """Encodes once; `repeats` copies each example's encoding for its beams."""
+    """Encodes once; `repeats` copies each example's encoding for its beams.
+
+    `prompt` may be a prompt method's model inputs (shared by the batch).
+    """
+    inputs = dict(prompt) if isinstance(prompt, Mapping) else {"prompt": prompt}
+    decoder_prefix = inputs.pop("decoder_prefix", None)
     encoded, mask = model.apply(
-        {"params": params}, encoder_input_tokens, prompt, prompt_position, method="encode"
+        {"params": params},
+        encoder_input_tokens,
+        prompt_position=prompt_position,
+        method="encode",
+        **inputs,
     )
     return _Decoder(
         model,
@@ -109,6 +123,7 @@ def _decoder(
         jnp.repeat(encoded, repeats, axis=0),
         jnp.repeat(mask, repeats, axis=0),
         use_cache,
+        decoder_prefix,
     )
 
 
@@ -123,7 +138,7 @@ def greedy_decode(
     encoder_input_tokens: jax.Array,
     *,
     max_decode_length: int,
-    prompt: jax.Array | None = None,
+    prompt: jax.Array | Mapping[str, jax.Array] | None = None,
     prompt_position: PromptPosition = "prefix",
     eos_id: int = 1,
     use_cache: bool = True,
@@ -135,7 +150,8 @@ def greedy_decode(
       params: its parameters (the layout `model.config` expects).
       encoder_input_tokens: `[batch, input_length]`, 0 = padding.
       max_decode_length: number of tokens to generate at most.
-      prompt: optional `[P, embed]` or `[batch, P, embed]` soft prompt.
+      prompt: optional `[P, embed]` or `[batch, P, embed]` soft prompt, or a
+        prompt method's model inputs shared by the batch (see `methods`).
       prompt_position: where the prompt goes (see `prompts.combine`).
       eos_id: the token that ends a sequence (kept in the output).
       use_cache: False recomputes every prefix (reference path for tests).
@@ -202,7 +218,7 @@ def beam_search(
     max_decode_length: int,
     num_beams: int,
     alpha: float = 0.6,
-    prompt: jax.Array | None = None,
+    prompt: jax.Array | Mapping[str, jax.Array] | None = None,
     prompt_position: PromptPosition = "prefix",
     eos_id: int = 1,
     use_cache: bool = True,

@@ -2,7 +2,8 @@
 
 Rank classification scores every label string of a classification task under
 the model and predicts the best; several prompts (an ensemble) are scored in
-one forward pass by folding the prompt axis into the batch.
+one forward pass by folding the prompt axis into the batch. A prompt method's
+model inputs (`methods`) are stacked and folded the same way, input by input.
 """
 
 from __future__ import annotations
@@ -90,14 +91,25 @@ def scoring_batch(
     }
 
 
+def as_inputs(prompts: jax.Array | Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    """A `[N, P, d]` prompt stack, or stacked method inputs, as model keyword inputs."""
+    return dict(prompts) if isinstance(prompts, Mapping) else {"prompt": prompts}
+
+
+def num_stacked(prompts: jax.Array | Mapping[str, jax.Array]) -> int:
+    """N of a `[N, P, d]` prompt stack or of stacked method inputs `{name: [N, ...]}`."""
+    return len(next(iter(as_inputs(prompts).values())))
+
+
 @functools.partial(jax.jit, static_argnames=("model", "prompt_position"))
 def _ensemble_log_likelihoods(model, prompts, frozen, batch, prompt_position):
-    """`prompts [N, P, d]` (or None) x `batch [R, ...]` -> `[N, R]` log-likelihoods."""
+    """`prompts [N, P, d]` (or stacked inputs, or None) x `batch [R, ...]` -> `[N, R]`."""
     if prompts is None:
         return sequence_log_likelihoods(model, None, frozen, batch)[None]
-    num_prompts, rows = prompts.shape[0], batch["encoder_input_tokens"].shape[0]
+    num_prompts, rows = num_stacked(prompts), batch["encoder_input_tokens"].shape[0]
     tiled = jax.tree.map(lambda x: jnp.tile(x, (num_prompts,) + (1,) * (x.ndim - 1)), batch)
-    per_row = jnp.repeat(prompts, rows, axis=0)  # [N * R, P, d], prompt-major like `tiled`
+    # [N * R, ...] per input, prompt-major like `tiled`.
+    per_row = jax.tree.map(lambda x: jnp.repeat(x, rows, axis=0), as_inputs(prompts))
     scores = sequence_log_likelihoods(
         model, per_row, frozen, tiled, prompt_position=prompt_position
     )
@@ -107,7 +119,7 @@ def _ensemble_log_likelihoods(model, prompts, frozen, batch, prompt_position):
 def rank_classify(
     model: T5,
     frozen: Any,
-    prompts: jax.Array | None,
+    prompts: jax.Array | Mapping[str, jax.Array] | None,
     examples: Sequence[Example],
     label_ids: Sequence[Sequence[int]],
     *,
@@ -118,7 +130,8 @@ def rank_classify(
     """Log-likelihood of every label for every example and prompt.
 
     Args:
-      prompts: `[N, P, d]` prompts scored together, or None for the bare model.
+      prompts: `[N, P, d]` prompts scored together, stacked method inputs
+        `{name: [N, ...]}` (see `methods`), or None for the bare model.
 
     Returns:
       `[N, num_examples, num_labels]` log-likelihoods (`N = 1` without prompts).
@@ -148,7 +161,7 @@ def majority_vote(predictions: np.ndarray) -> np.ndarray:
 def greedy_predictions(
     model: T5,
     frozen: Any,
-    prompt: jax.Array | None,
+    prompt: jax.Array | Mapping[str, jax.Array] | None,
     examples: Sequence[Example],
     vocabulary: seqio.Vocabulary,
     *,
@@ -156,7 +169,7 @@ def greedy_predictions(
     max_decode_length: int,
     batch_size: int = 32,
 ) -> list[str]:
-    """Greedy-decoded text for each example."""
+    """Greedy-decoded text for each example; `prompt` as in `decoding.greedy_decode`."""
     texts = []
     for start in range(0, len(examples), batch_size):
         chunk = [ex.inputs for ex in examples[start : start + batch_size]]

@@ -29,6 +29,7 @@ from prompt_tuning import (
     checkpoints,
     evaluation,
     input_pipeline,
+    methods,
     partitioning,
     prompts,
     run_lock,
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 gin.external_configurable(partitioning.make_mesh, "make_mesh")
 gin.external_configurable(trainer.make_optimizer, "make_optimizer")
 gin.external_configurable(trainer.LossConfig, "LossConfig")
+for _method in (methods.PromptTuning, methods.PrefixTuning, methods.PTuning, methods.DeepPrompts):
+    gin.external_configurable(_method, _method.__name__)
 
 # Architecture fields a named model must agree on with the checkpoint it loads.
 _ARCHITECTURE = (
@@ -270,6 +273,8 @@ def _progress(step: int, total: int, loss: float, steps_per_s: float, tokens_per
 
 def _initial_state(
     prompt: PromptSpec,
+    method: methods.Method,
+    config: T5Config,
     seed: int,
     frozen: Any,
     vocabulary: seqio.Vocabulary,
@@ -277,12 +282,12 @@ def _initial_state(
     optimizer: optax.GradientTransformation,
     replicated: jax.sharding.NamedSharding,
 ) -> trainer.TrainState:
-    """Step-0 state with the prompt from the configured initialiser, replicated."""
+    """Step-0 state with the method's parameters from the configured initialiser, replicated."""
     embedding = partitioning.fetch_global(frozen["token_embedder"]["embedding"])
     init = prompt.init(
         embedding=embedding.astype(np.float32), vocabulary=vocabulary, task_labels=task_labels(task)
     )
-    initial = init(jax.random.key(seed), (prompt.length, embedding.shape[1]))
+    initial = method.init(jax.random.key(seed), methods.InitContext(config, prompt.length, init))
     return partitioning.host_to_global(
         jax.device_get(trainer.init_state(initial, optimizer)), replicated
     )
@@ -290,13 +295,15 @@ def _initial_state(
 
 def _abstract_state(
     prompt: PromptSpec,
+    method: methods.Method,
     config: T5Config,
     optimizer: optax.GradientTransformation,
     replicated: jax.sharding.NamedSharding,
 ) -> Any:
     """Shapes, dtypes and shardings of the train state, for restoring into."""
+    context = methods.InitContext(config, prompt.length, lambda _, shape: jnp.zeros(shape))
     abstract = jax.eval_shape(
-        lambda: trainer.init_state(jnp.zeros((prompt.length, config.d_model)), optimizer)
+        lambda: trainer.init_state(method.init(jax.random.key(0), context), optimizer)
     )
     return jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), abstract
@@ -319,12 +326,17 @@ def train(
     num_microbatches: int = 1,
     optimizer: Any = None,
     loss: trainer.LossConfig | None = None,
+    method: methods.Method | None = None,
     mesh: jax.sharding.Mesh | None = None,
     print_fn: Callable[[str], None] = print,
-) -> np.ndarray:
+) -> np.ndarray | dict[str, np.ndarray]:
     """Trains a prompt on a frozen T5; resumes from MODEL_DIR's latest state.
 
-    Returns the final prompt `[P, d]`.
+    `method` (default: plain prompt tuning) picks the prompt method, e.g.
+    `train.method = @PrefixTuning()` (gin/methods/*.gin).
+
+    Returns the final prompt `[P, d]`, or the method's exported arrays (what
+    `prompts/prompt_<step>.npz` holds).
     """
     # Everything is validated before the first byte is written to MODEL_DIR.
     if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
@@ -338,21 +350,26 @@ def train(
     input_pipeline.check_split(data.mixture_or_task_name, data.train_split)
     t5 = T5(config)
     optimizer = optimizer or trainer.make_optimizer()
+    method = method or methods.PromptTuning()
     replicated = partitioning.replicated(mesh)
+
+    def exported(params: Any) -> np.ndarray | dict[str, np.ndarray]:
+        return methods.file_content(methods.export(method, partitioning.fetch_replicated(params)))
 
     # A fresh run's prompt initialiser is checked before anything is written.
     initial = None if resuming else _initial_state(
-        prompt, data.seed, frozen, vocabulary, task, optimizer, replicated
+        prompt, method, config, data.seed, frozen, vocabulary, task, optimizer, replicated
     )
     with run_lock.hold(model_dir, enabled=jax.process_index() == 0):
         checkpointer = run_state.StateCheckpointer(model_dir, max_to_keep=keep_states)
         restored = checkpointer.restore_latest_good(
-            _abstract_state(prompt, config, optimizer, replicated)
+            _abstract_state(prompt, method, config, optimizer, replicated)
         ) if resuming else None
         if restored is None:
             if initial is None:
                 initial = _initial_state(
-                    prompt, data.seed, frozen, vocabulary, task, optimizer, replicated
+                    prompt, method, config, data.seed, frozen, vocabulary, task, optimizer,
+                    replicated,
                 )
             start, state = 0, initial
             if not resuming:  # a resumed run killed before its first save has it already
@@ -361,13 +378,13 @@ def train(
             start, state, _ = restored
             print_fn(f"Resuming from step {start} in {model_dir}.")
             # The resumed step's prompt may be missing (killed between the two writes).
-            host_prompt = partitioning.fetch_replicated(state.prompt)
+            host_prompt = exported(state.prompt)
             if jax.process_index() == 0:
                 run_state.save_prompt(model_dir, start, host_prompt)
 
         step_fn = trainer.make_train_step(
             t5, optimizer, loss or trainer.LossConfig(), num_microbatches=num_microbatches,
-            dropout=config.dropout_rate > 0, prompt_position=prompt.position,
+            dropout=config.dropout_rate > 0, prompt_position=prompt.position, method=method,
         )
         param_shardings = jax.tree.map(lambda x: x.sharding, frozen)
         batch_sharding = partitioning.batch_sharding(mesh)
@@ -386,8 +403,8 @@ def train(
         rng = partitioning.host_to_global(jax.random.PRNGKey(data.seed + 1), replicated)
 
         def save(step: int) -> None:
-            host_prompt = partitioning.fetch_replicated(state.prompt)
-            if not np.isfinite(host_prompt).all():
+            host_prompt = exported(state.prompt)
+            if not all(np.isfinite(x).all() for x in jax.tree.leaves(host_prompt)):
                 raise RunError(f"The prompt became NaN/Inf by step {step}; nothing was saved for it.")
             checkpointer.save(step, state, {"step": step, "examples": step * data.batch_size})
             if jax.process_index() == 0:
@@ -421,8 +438,9 @@ def train(
                 if at_save:
                     save(step)
                 if eval_every and (step % eval_every == 0 or step == train_steps):
+                    stacked = jax.tree.map(lambda x: x[None], method.model_inputs(state.prompt))
                     scores = evaluate_prompts(
-                        t5, frozen, state.prompt[None], task, data, max_examples=max_eval_examples,
+                        t5, frozen, stacked, task, data, max_examples=max_eval_examples,
                         position=prompt.position,
                     ).per_prompt[0]
                     writer.write(step, "eval", scores)
@@ -430,7 +448,7 @@ def train(
                     window_start = time.perf_counter()
         checkpointer.wait()
         checkpointer.close()
-        return partitioning.fetch_replicated(state.prompt)
+        return exported(state.prompt)
 
 
 # --------------------------------------------------------------------- evaluate
@@ -469,7 +487,7 @@ def _classification_metrics(
 def evaluate_prompts(
     t5: T5,
     frozen: Any,
-    prompt_stack: jax.Array | None,
+    prompt_stack: jax.Array | Mapping[str, jax.Array] | None,
     task: seqio.Task | seqio.Mixture,
     data: DataSpec,
     *,
@@ -478,7 +496,7 @@ def evaluate_prompts(
     batch_size: int = 32,
     decode_classification: bool = False,
 ) -> EvalResult:
-    """Scores `[N, P, d]` prompts (or the bare model) on the eval split of every sub-task.
+    """Scores `[N, P, d]` prompts (or stacked method inputs, or the bare model) on every sub-task.
 
     Classification tasks use rank classification (all prompts in one batched
     pass, plus their majority vote), and with `decode_classification` also
@@ -487,12 +505,13 @@ def evaluate_prompts(
     """
     sub_tasks = task.tasks if isinstance(task, seqio.Mixture) else [task]
     input_length = data.task_feature_lengths["inputs"]
-    num_prompts = 1 if prompt_stack is None else prompt_stack.shape[0]
+    num_prompts = 1 if prompt_stack is None else evaluation.num_stacked(prompt_stack)
     result = EvalResult(per_prompt=[{} for _ in range(num_prompts)])
 
     def decode(sub: seqio.Task, examples: list[evaluation.Example], i: int) -> list[str]:
+        prompt = jax.tree.map(lambda x: x[i], prompt_stack)
         return evaluation.greedy_predictions(
-            t5, frozen, None if prompt_stack is None else prompt_stack[i], examples,
+            t5, frozen, prompt, examples,
             sub.output_features["targets"].vocabulary, input_length=input_length,
             max_decode_length=data.task_feature_lengths.get("targets", 32), batch_size=batch_size,
         )
@@ -556,16 +575,7 @@ def evaluate(
     config, frozen = load_frozen(model, mesh)
     task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)
     check_vocabulary(task, config)
-    stack = None
-    if prompt_files:
-        loaded = [prompts.load_prompt(path) for path in prompt_files]
-        for path, p in zip(prompt_files, loaded, strict=True):
-            if p.shape != loaded[0].shape or p.shape[1] != config.d_model:
-                raise RunError(
-                    f"Prompt {path} has shape {p.shape}; this model needs [P, {config.d_model}] "
-                    f"and all prompts the same shape as {prompt_files[0]} {loaded[0].shape}."
-                )
-        stack = jnp.asarray(np.stack(loaded))
+    stack = _stack_prompt_files(prompt_files, config) if prompt_files else None
     with jax.set_mesh(mesh):
         result = evaluate_prompts(
             T5(config), frozen, stack, task, data, max_examples=max_examples, position=position,
@@ -589,6 +599,21 @@ def evaluate(
         )
         print_fn(f"Wrote {out} and {predictions}")
     return result
+
+
+def _stack_prompt_files(paths: Sequence[str], config: T5Config) -> dict[str, jax.Array]:
+    """Prompt files (`.npy`, or a method's `.npz`) as stacked model inputs `{name: [N, ...]}`."""
+    loaded = [methods.load_inputs(path) for path in paths]
+    first = {name: x.shape for name, x in loaded[0].items()}
+    for path, inputs in zip(paths, loaded, strict=True):
+        shapes = {name: x.shape for name, x in inputs.items()}
+        width = shapes.get("prompt", (0, config.d_model))[-1]
+        if shapes != first or width != config.d_model:
+            raise RunError(
+                f"Prompt {path} holds {shapes}; this model needs prompts [P, {config.d_model}] "
+                f"and all files the same arrays as {paths[0]} {first}."
+            )
+    return {name: jnp.asarray(np.stack([x[name] for x in loaded])) for name in first}
 
 
 def init_distributed() -> None:
@@ -700,16 +725,14 @@ def infer(
     split = data.eval_split
     if input_file:
         task, split = _with_user_source(task, _read_user_examples(input_file)), "user"
-    prompt = None if prompt_file is None else jnp.asarray(prompts.load_prompt(prompt_file))
-    if prompt is not None and prompt.shape[1] != config.d_model:
-        raise RunError(f"Prompt {prompt_file} has width {prompt.shape[1]}; the model needs {config.d_model}.")
+    stack = None if prompt_file is None else _stack_prompt_files([prompt_file], config)
     input_length = data.task_feature_lengths["inputs"]
     examples = evaluation.load_examples(task, split, input_length, max_examples)
     t5 = T5(config)
     with jax.set_mesh(mesh):
         if labels:
             scores = evaluation.rank_classify(
-                t5, frozen, None if prompt is None else prompt[None], examples, label_ids,
+                t5, frozen, stack, examples, label_ids,
                 input_length=input_length, prompt_position=position,
             )[0]
             rows = [
@@ -717,6 +740,7 @@ def infer(
                 for s in scores
             ]
         else:
+            prompt = jax.tree.map(lambda x: x[0], stack)
             texts = evaluation.greedy_predictions(
                 t5, frozen, prompt, examples, vocabulary, input_length=input_length,
                 max_decode_length=data.task_feature_lengths.get("targets", 32),

@@ -66,6 +66,11 @@ def extract_prompt(model_dir: str | os.PathLike, step: int | None = None) -> tup
         except (OSError, ValueError, KeyError) as e:
             raise CheckpointError(f"{item}: cannot read the train state ({e}).") from e
     prompt = restored.get("prompt") if isinstance(restored, dict) else None
+    if isinstance(prompt, dict):
+        raise CheckpointError(
+            f"{item}: holds a prompt method's parameters, not a [P, d] prompt; the method's "
+            f"exported arrays are in {run_state.PROMPT_DIR}/prompt_<step>.npz."
+        )
     if prompt is None or prompt.ndim != 2 or not np.isfinite(prompt).all():
         raise CheckpointError(f"{item}: holds no finite [P, d] prompt.")
     return step, np.asarray(prompt, np.float32)

@@ -4,6 +4,8 @@ The frozen parameter tree is passed to every step as a plain argument that is
 never differentiated: `jax.value_and_grad(loss_fn)` takes the gradient with
 respect to the prompt alone, so XLA never materialises weight gradients or
 optimizer state for the model (what lets T5-XXL prompt tuning fit on one chip).
+With a prompt method (`methods`), "the prompt" is the method's trainable pytree
+and the model reads what `method.model_inputs` makes of it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from prompt_tuning.methods import Method, ModelInputs
 from prompt_tuning.models import T5
 
 Batch = Mapping[str, jax.Array]
@@ -28,7 +31,7 @@ class TrainState:
     """Everything training changes: the prompt, its optimizer state, the step."""
 
     step: jax.Array  # [] int32
-    prompt: jax.Array  # [P, d] float32
+    prompt: Params  # [P, d] float32, or a prompt method's pytree of float32 arrays
     opt_state: optax.OptState
 
 
@@ -61,9 +64,9 @@ def make_optimizer(
     )
 
 
-def init_state(prompt: jax.Array, optimizer: optax.GradientTransformation) -> TrainState:
-    """Fresh state at step 0 for a `[P, d]` prompt."""
-    prompt = jnp.asarray(prompt, jnp.float32)
+def init_state(prompt: Params, optimizer: optax.GradientTransformation) -> TrainState:
+    """Fresh state at step 0 for a `[P, d]` prompt (or a method's trainable pytree)."""
+    prompt = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), prompt)
     return TrainState(step=jnp.zeros((), jnp.int32), prompt=prompt, opt_state=optimizer.init(prompt))
 
 
@@ -96,18 +99,23 @@ def token_losses(
 
 def _logits(
     model: T5,
-    prompt: jax.Array | None,
+    prompt: jax.Array | ModelInputs | None,
     frozen: Params,
     batch: Batch,
     prompt_position: str,
     dropout_rng: jax.Array | None = None,
 ) -> jax.Array:
-    """`[batch, target_length, vocab]` float32 logits; dropout only with an rng."""
+    """`[batch, target_length, vocab]` float32 logits; dropout only with an rng.
+
+    `prompt` is a `[P, d]` / `[batch, P, d]` prompt, a method's model inputs
+    (keyword inputs of `T5`, e.g. `{"encoder_prefix": ...}`), or None.
+    """
+    inputs = dict(prompt) if isinstance(prompt, Mapping) else {"prompt": prompt}
     return model.apply(
         {"params": frozen},
         batch["encoder_input_tokens"],
         batch["decoder_input_tokens"],
-        prompt=prompt,
+        **inputs,
         prompt_position=prompt_position,
         enable_dropout=dropout_rng is not None,
         rngs={"dropout": dropout_rng} if dropout_rng is not None else {},
@@ -116,7 +124,7 @@ def _logits(
 
 def batch_loss(
     model: T5,
-    prompt: jax.Array,
+    prompt: jax.Array | ModelInputs,
     frozen: Params,
     batch: Batch,
     loss: LossConfig,
@@ -128,7 +136,7 @@ def batch_loss(
 
     `batch` has `encoder_input_tokens [b, l]`, `decoder_input_tokens [b, t]`,
     `decoder_target_tokens [b, t]` and `decoder_loss_weights [b, t]`, as seqio's
-    `EncDecFeatureConverter` produces them.
+    `EncDecFeatureConverter` produces them. `prompt` as in `_logits`.
     """
     logits = _logits(model, prompt, frozen, batch, prompt_position, dropout_rng)
     weights = batch["decoder_loss_weights"].astype(jnp.float32)
@@ -164,21 +172,25 @@ def make_train_step(
     num_microbatches: int = 1,
     dropout: bool = False,
     prompt_position: str = "prefix",
+    method: Method | None = None,
 ) -> Callable[[TrainState, Params, Batch, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
     """Builds `step(state, frozen, batch, rng) -> (state, metrics)`, to be jitted.
 
     The loss is averaged over the batch's target tokens; with `num_microbatches`
     > 1 the gradient of the summed loss is accumulated over microbatches first,
-    so the result equals one large batch up to float summation order.
+    so the result equals one large batch up to float summation order. With a
+    `method`, `state.prompt` holds its parameters and the model reads
+    `method.model_inputs(state.prompt)`; without, `state.prompt` is the `[P, d]` prompt.
     """
 
     def summed_loss(prompt, frozen, microbatch, rng):
+        inputs = prompt if method is None else method.model_inputs(prompt)
         return batch_loss(
-            model, prompt, frozen, microbatch, loss,
+            model, inputs, frozen, microbatch, loss,
             dropout_rng=rng if dropout else None, prompt_position=prompt_position,
         )
 
-    # argnums=0: the gradient is taken with respect to the prompt only.
+    # argnums=0: the gradient is taken with respect to the prompt (method parameters) only.
     grad_fn = jax.value_and_grad(summed_loss, argnums=0, has_aux=True)
 
     def step(state: TrainState, frozen: Params, batch: Batch, rng: jax.Array):
@@ -194,14 +206,14 @@ def make_train_step(
                 return jax.tree.map(jnp.add, carry, (mb_grad, mb_sums)), None
 
             micro = _split_microbatches(batch, num_microbatches)
-            zeros = (jnp.zeros_like(state.prompt), dict.fromkeys(
+            zeros = (jax.tree.map(jnp.zeros_like, state.prompt), dict.fromkeys(
                 ("cross_entropy", "z_loss", "tokens", "correct_tokens"), jnp.zeros((), jnp.float32)
             ))
             (grad, sums), _ = jax.lax.scan(
                 accumulate, zeros, (jnp.arange(num_microbatches), micro)
             )
         tokens = jnp.maximum(sums["tokens"], 1.0)
-        grad = grad / tokens
+        grad = jax.tree.map(lambda g: g / tokens, grad)
         updates, opt_state = optimizer.update(grad, state.opt_state, state.prompt)
         prompt = optax.apply_updates(state.prompt, updates)
         metrics = {
@@ -219,7 +231,7 @@ def make_train_step(
 
 def sequence_log_likelihoods(
     model: T5,
-    prompt: jax.Array | None,
+    prompt: jax.Array | ModelInputs | None,
     frozen: Params,
     batch: Batch,
     *,
@@ -229,7 +241,8 @@ def sequence_log_likelihoods(
 
     The scoring primitive of rank classification: each row of `batch` pairs an
     input with one candidate label; the best-scoring label is the prediction.
-    `prompt` may be `[P, d]` or `[batch, P, d]` (ensembles, mixed tasks).
+    `prompt` may be `[P, d]` or `[batch, P, d]` (ensembles, mixed tasks), or a
+    method's model inputs, each shared or per example.
     """
     logits = _logits(model, prompt, frozen, batch, prompt_position)
     log_probs = jax.nn.log_softmax(logits, axis=-1)

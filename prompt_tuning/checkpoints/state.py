@@ -2,7 +2,8 @@
 
 - `prompts/prompt_<step>.npy`: the prompt `[P, d]`, with a `sha256sum`-style
   sidecar `prompt_<step>.npy.sha256` written before it; both go through a temp
-  file and a rename, so a reader never sees half a file.
+  file and a rename, so a reader never sees half a file. A prompt method whose
+  export is several arrays saves `prompt_<step>.npz` the same way.
 - `state/<step>/`: the resumable state (prompt, optimizer state, step) plus the
   data position, saved with Orbax (which commits a step only once complete).
   Once committed, `state/<step>/sha256sums` lists the digest of every file in it.
@@ -22,6 +23,8 @@ import os
 import re
 import tempfile
 import time
+import zipfile
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -39,7 +42,9 @@ STATE_DIR = "state"
 REJECTED_DIR = "rejected"
 CHECKSUM_SUFFIX = ".sha256"
 STATE_MANIFEST = "sha256sums"
-_PROMPT_NAME = re.compile(r"^prompt_(\d+)\.npy$")
+_PROMPT_NAME = re.compile(r"^prompt_(\d+)\.np[yz]$")
+# What a saved prompt file holds: one `[P, d]` array (.npy) or named arrays (.npz).
+PromptContent = np.ndarray | Mapping[str, np.ndarray]
 
 
 # ------------------------------------------------------------------ digests
@@ -106,8 +111,24 @@ def reject(model_dir: str | os.PathLike, path: epath.Path, reason: str) -> epath
 # ------------------------------------------------------------------ prompts
 
 
-def prompt_path(model_dir: str | os.PathLike, step: int) -> epath.Path:
-    return epath.Path(model_dir) / PROMPT_DIR / f"prompt_{step}.npy"
+def prompt_path(model_dir: str | os.PathLike, step: int, suffix: str = ".npy") -> epath.Path:
+    return epath.Path(model_dir) / PROMPT_DIR / f"prompt_{step}{suffix}"
+
+
+def _serialise(prompt: PromptContent) -> tuple[bytes, str]:
+    """`(file bytes, ".npy")` for one array (as float32), `(bytes, ".npz")` for named arrays."""
+    buffer = io.BytesIO()
+    if isinstance(prompt, Mapping):
+        # np.savez stamps entries with the current time; a fixed stamp makes the bytes (and
+        # digest) a function of the arrays, so a resumed run redoing a step recognises its file.
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name in sorted(prompt):
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with archive.open(info, "w") as f:
+                    np.lib.format.write_array(f, np.asarray(prompt[name]), allow_pickle=False)
+        return buffer.getvalue(), ".npz"
+    np.save(buffer, np.asarray(prompt, np.float32))
+    return buffer.getvalue(), ".npy"
 
 
 def _checksum_path(path: epath.Path) -> epath.Path:
@@ -131,24 +152,27 @@ def verify_prompt(path: str | os.PathLike) -> str | None:
     return _check_sums(path.parent, {path.name: sums[path.name]})
 
 
-def read_prompt(path: str | os.PathLike) -> np.ndarray:
-    """Reads a saved prompt `[P, d]` after checking it against its sidecar digest."""
+def read_prompt(path: str | os.PathLike) -> PromptContent:
+    """Reads a saved prompt `[P, d]` (or `.npz` arrays) after checking its sidecar digest."""
     problem = verify_prompt(path)
     if problem:
         raise CheckpointError(f"Prompt {path} failed verification: {problem}.")
-    return np.load(io.BytesIO(epath.Path(path).read_bytes()), allow_pickle=False)
+    loaded = np.load(io.BytesIO(epath.Path(path).read_bytes()), allow_pickle=False)
+    if isinstance(loaded, np.ndarray):
+        return loaded
+    with loaded:
+        return {k: loaded[k] for k in loaded.files}
 
 
-def save_prompt(model_dir: str | os.PathLike, step: int, prompt: np.ndarray) -> epath.Path:
-    """Writes `prompt` `[P, d]` as `.npy` named by step, digest first, each atomically.
+def save_prompt(model_dir: str | os.PathLike, step: int, prompt: PromptContent) -> epath.Path:
+    """Writes `prompt` `[P, d]` as `.npy` (named arrays as `.npz`) named by step, digest first.
 
-    A verified file already holding the same bytes (a resumed run redoing a
-    step) is kept as it is; a damaged or different one is moved to `rejected/`.
+    Each file is written atomically. A verified file already holding the same
+    bytes (a resumed run redoing a step) is kept as it is; a damaged or
+    different one is moved to `rejected/`.
     """
-    path = prompt_path(model_dir, step)
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(prompt, np.float32))
-    data = buffer.getvalue()
+    data, suffix = _serialise(prompt)
+    path = prompt_path(model_dir, step, suffix)
     digest = _sha256(data)
     if path.exists():
         problem = verify_prompt(path)
@@ -163,7 +187,7 @@ def save_prompt(model_dir: str | os.PathLike, step: int, prompt: np.ndarray) -> 
 
 
 def saved_prompt_steps(model_dir: str | os.PathLike) -> list[int]:
-    """Steps for which a prompt `.npy` exists, ascending."""
+    """Steps for which a prompt `.npy` (or `.npz`) exists, ascending."""
     directory = epath.Path(model_dir) / PROMPT_DIR
     if not directory.exists():
         return []

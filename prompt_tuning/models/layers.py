@@ -241,6 +241,7 @@ class MultiHeadAttention(nn.Module):
         inputs_kv: jax.Array,
         biases: tuple[jax.Array, ...],
         decode_position: jax.Array | None = None,
+        prefix: jax.Array | None = None,
     ) -> jax.Array:
         """Attends from `inputs_q` to `inputs_kv`.
 
@@ -253,6 +254,9 @@ class MultiHeadAttention(nn.Module):
             `[batch, 1, 1, k]` mask and a `[1, heads, q, k]` position bias are only
             combined inside the fused logits computation.
           decode_position: the position being decoded (self-attention steps only).
+          prefix: prefix tuning's keys and values `[batch, 2, P, heads, kv]`,
+            attended before the projected ones; `biases` then cover `P + k_length`
+            keys.
 
         Returns:
           `[batch, q_length, embed]`.
@@ -272,6 +276,10 @@ class MultiHeadAttention(nn.Module):
             key, value = self._cached_key_value(key_value, decode_position)
         else:
             key, value = key_value()
+        if prefix is not None:
+            prefix = prefix.astype(key.dtype)
+            key = jnp.concatenate([prefix[:, 0], key], axis=1)
+            value = jnp.concatenate([prefix[:, 1], value], axis=1)
 
         logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
         for bias in biases:

@@ -5,6 +5,18 @@ prompt=None)` returns float32 logits. A soft prompt joins the input right after
 the token embedding (`prompts.combine`), so the encoder, its relative positions
 and the cross-attention mask all see the longer sequence.
 
+The prompt-method family adds optional inputs, each `[...]` or `[batch, ...]`
+(one per example), and nothing changes when they are absent:
+- `layer_prompts [L_enc, P, d]` (deep prompts): a prompt region of P rows leads
+  the encoder input; at the input of encoder layer i its first
+  `layer_prompt_lengths[i]` rows are replaced by (or, with `layer_prompt_add`,
+  added to) layer i's prompt, and the other prompt rows are hidden from that
+  layer's attention. The decoder sees the rows the last layer holds.
+- `encoder_prefix [L_enc, 2, P, heads, d_kv]`, `decoder_prefix [L_dec, ...]`
+  (prefix tuning): keys and values prepended in every self-attention layer of
+  a stack, at the P relative positions right before the sequence (HF's
+  convention for a prefilled cache).
+
 Layers are either separate modules `layers_0 … layers_{n-1}` (the T5X layout,
 also used on disk) or, with `config.scan_layers`, one `nn.scan`ned module
 `layers` whose parameters carry a leading 'layers' axis; `stack_layers` and
@@ -14,6 +26,7 @@ also used on disk) or, with `config.scan_layers`, one `nn.scan`ned module
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -35,6 +48,8 @@ from prompt_tuning.models.layers import (
 )
 
 Params = dict[str, Any]
+# Per-layer inputs of a stack: arrays with a leading layer axis (sliced per layer inside it).
+LayerInputs = Mapping[str, jax.Array]
 
 REMAT_POLICIES = {
     "full": None,  # save nothing: recompute the whole layer in the backward pass
@@ -58,21 +73,33 @@ class EncoderLayer(nn.Module):
 
     @nn.compact
     def __call__(
-        self, x: jax.Array, position_bias: jax.Array, mask_bias: jax.Array
+        self,
+        x: jax.Array,
+        position_bias: jax.Array,
+        mask_bias: jax.Array,
+        layer_inputs: LayerInputs,
     ) -> tuple[jax.Array, None]:
         """One encoder layer.
 
         Args:
           x: `[batch, length, embed]`.
-          position_bias: relative positions, `[1, heads, length, length]`.
-          mask_bias: padding mask, `[batch, 1, 1, length]`.
+          position_bias: relative positions, `[1, heads, length, k]`, with
+            `k = P_prefix + length`.
+          mask_bias: padding mask, `[batch, 1, 1, k]`.
+          layer_inputs: this layer's slice of `encoder_layer_inputs` (may be empty).
 
         Returns:
           `(x, None)`, a scannable `(carry, output)` pair.
         """
         cfg, det = self.config, self.deterministic
+        prefix = layer_inputs.get("prefix")
+        if "prompt" in layer_inputs:
+            num_prefix = 0 if prefix is None else prefix.shape[2]
+            x, mask_bias = _enter_layer_prompt(x, mask_bias, layer_inputs, num_prefix)
         h = RMSNorm(cfg, name="pre_attention_layer_norm")(x)
-        h = MultiHeadAttention(cfg, det, name="attention")(h, h, (position_bias, mask_bias))
+        h = MultiHeadAttention(cfg, det, name="attention")(
+            h, h, (position_bias, mask_bias), prefix=prefix
+        )
         x = x + _residual_dropout(cfg, h, det)
         h = RMSNorm(cfg, name="pre_mlp_layer_norm")(x)
         h = MlpBlock(cfg, det, name="mlp")(h)
@@ -95,6 +122,7 @@ class DecoderLayer(nn.Module):
         self_bias: jax.Array,
         cross_bias: jax.Array,
         decode_position: jax.Array | None,
+        layer_inputs: LayerInputs,
     ) -> tuple[jax.Array, None]:
         """One decoder layer.
 
@@ -104,6 +132,8 @@ class DecoderLayer(nn.Module):
           self_bias: causal mask + relative positions, `[1, heads, target_length, k]`.
           cross_bias: encoder padding mask, `[batch, 1, 1, input_length]`.
           decode_position: the position written to the cache in a decoding step.
+          layer_inputs: `{"prefix": [batch, 2, P, heads, kv]}` or empty; with a
+            prefix, `self_bias` covers `P + k` keys.
 
         Returns:
           `(y, None)`, a scannable `(carry, output)` pair.
@@ -111,7 +141,7 @@ class DecoderLayer(nn.Module):
         cfg, det = self.config, self.deterministic
         h = RMSNorm(cfg, name="pre_self_attention_layer_norm")(y)
         h = MultiHeadAttention(cfg, det, self.decode, name="self_attention")(
-            h, h, (self_bias,), decode_position
+            h, h, (self_bias,), decode_position, prefix=layer_inputs.get("prefix")
         )
         y = y + _residual_dropout(cfg, h, det)
         h = RMSNorm(cfg, name="pre_cross_attention_layer_norm")(y)
@@ -131,11 +161,14 @@ def _apply_layers(
     num_layers: int,
     x: jax.Array,
     *args: Any,
+    per_layer: LayerInputs,
     **layer_fields: Any,
 ) -> jax.Array:
     """Runs `num_layers` layers, as `layers_i` modules or one scanned `layers` module.
 
-    Must be called inside a compact method: the layers become its children.
+    `args` go to every layer; layer i also gets `per_layer` sliced at i along
+    its leading axis. Must be called inside a compact method: the layers become
+    its children.
     """
     if config.remat_policy != "none":
         if config.remat_policy not in REMAT_POLICIES:
@@ -154,15 +187,96 @@ def _apply_layers(
             layer_cls,
             variable_axes={"params": 0, "cache": 0},
             split_rngs={"params": True, "dropout": True},
-            in_axes=nn.broadcast,
+            in_axes=(nn.broadcast,) * len(args) + (0,),
             length=num_layers,
             metadata_params={nn.PARTITION_NAME: "layers"},
         )
-        x, _ = scanned(config, name=SCANNED_LAYERS, **layer_fields)(x, *args)
+        x, _ = scanned(config, name=SCANNED_LAYERS, **layer_fields)(x, *args, per_layer)
         return x
     for i in range(num_layers):
-        x, _ = layer_cls(config, name=f"layers_{i}", **layer_fields)(x, *args)
+        layer_inputs = {k: v[i] for k, v in per_layer.items()}
+        x, _ = layer_cls(config, name=f"layers_{i}", **layer_fields)(x, *args, layer_inputs)
     return x
+
+
+def _enter_layer_prompt(
+    x: jax.Array, mask_bias: jax.Array, layer_inputs: LayerInputs, num_prefix: int
+) -> tuple[jax.Array, jax.Array]:
+    """Writes a layer's deep prompt into the leading rows of `x`; hides the rows it does not hold.
+
+    Args:
+      x: `[batch, length, embed]` whose first P rows are the prompt region.
+      mask_bias: `[batch, 1, 1, num_prefix + length]`.
+      layer_inputs: `prompt [batch, P, embed]`, `active [batch, P]` (rows this
+        layer holds) and `add [batch]` (add to the rows instead of replacing them).
+      num_prefix: prefix keys in front of `x`'s keys.
+
+    Returns:
+      The new `x` and `mask_bias`.
+    """
+    prompt, active, add = layer_inputs["prompt"], layer_inputs["active"], layer_inputs["add"]
+    num_prompt = prompt.shape[1]
+    rows = x[:, :num_prompt]
+    written = jnp.where(add[:, None, None], rows + prompt.astype(x.dtype), prompt.astype(x.dtype))
+    rows = jnp.where(active[..., None], written, rows)
+    hidden = jnp.pad(mask_to_bias(active), ((0, 0), (num_prefix, x.shape[1] - num_prompt)))
+    return jnp.concatenate([rows, x[:, num_prompt:]], axis=1), mask_bias + hidden[:, None, None]
+
+
+def _per_example(x: jax.Array, batch: int, rank: int, name: str) -> jax.Array:
+    """`x` shared by the batch (`rank` dims) or per example (`rank + 1`) -> per example."""
+    x = jnp.asarray(x)
+    if x.ndim == rank:
+        return jnp.broadcast_to(x, (batch, *x.shape))
+    if x.ndim == rank + 1 and x.shape[0] == batch:
+        return x
+    raise ValueError(
+        f"{name} must have {rank} dims, or {rank + 1} with batch {batch} first; got {x.shape}."
+    )
+
+
+def _check_layers(x: jax.Array, num_layers: int, name: str) -> None:
+    if x.shape[1] != num_layers:
+        raise ValueError(f"{name} holds {x.shape[1]} layers; the stack has {num_layers}.")
+
+
+def encoder_layer_inputs(
+    config: T5Config,
+    batch: int,
+    layer_prompts: jax.Array | None = None,
+    layer_prompt_lengths: jax.Array | None = None,
+    layer_prompt_add: jax.Array | None = None,
+    encoder_prefix: jax.Array | None = None,
+) -> LayerInputs:
+    """Per-layer encoder inputs, layer-major and per example (see the module docstring).
+
+    Returns:
+      `{"prompt": [L, batch, P, d], "active": [L, batch, P], "add": [L, batch],
+      "prefix": [L, batch, 2, P', heads, kv]}`, each key only when its input is given.
+    """
+    out = {}
+    if encoder_prefix is not None:
+        out["prefix"] = _per_example(encoder_prefix, batch, 5, "encoder_prefix")
+    if layer_prompts is not None:
+        out["prompt"] = _per_example(layer_prompts, batch, 3, "layer_prompts")
+        num_layers, num_prompt = out["prompt"].shape[1:3]
+        if layer_prompt_lengths is None:
+            layer_prompt_lengths = jnp.full((num_layers,), num_prompt)
+        lengths = _per_example(layer_prompt_lengths, batch, 1, "layer_prompt_lengths")
+        out["active"] = jnp.arange(num_prompt) < lengths[..., None]
+        add = False if layer_prompt_add is None else layer_prompt_add
+        out["add"] = jnp.broadcast_to(
+            _per_example(add, batch, 0, "layer_prompt_add")[:, None], (batch, num_layers)
+        )
+    for name, x in out.items():
+        _check_layers(x, config.num_encoder_layers, name)
+    return {k: jnp.moveaxis(v, 1, 0) for k, v in out.items()}
+
+
+def _prefix_key_positions(key_positions: jax.Array, layer_inputs: LayerInputs) -> jax.Array:
+    """Key positions `[k]` preceded by those of the P prefix keys (-P … -1), if any."""
+    num_prefix = layer_inputs["prefix"].shape[3] if "prefix" in layer_inputs else 0
+    return jnp.concatenate([jnp.arange(-num_prefix, 0), key_positions])
 
 
 class Encoder(nn.Module):
@@ -172,15 +286,26 @@ class Encoder(nn.Module):
 
     @nn.compact
     def __call__(
-        self, embedded: jax.Array, input_mask: jax.Array, enable_dropout: bool = False
+        self,
+        embedded: jax.Array,
+        input_mask: jax.Array,
+        enable_dropout: bool = False,
+        layer_inputs: LayerInputs | None = None,
     ) -> jax.Array:
-        """`[batch, length, embed]`, mask `[batch, length]` -> `[batch, length, embed]`."""
+        """`[batch, length, embed]`, mask `[batch, length]` -> `[batch, length, embed]`.
+
+        `layer_inputs` come from `encoder_layer_inputs`.
+        """
         cfg, det = self.config, not enable_dropout
+        layer_inputs = layer_inputs or {}
         positions = jnp.arange(embedded.shape[1])
+        key_positions = _prefix_key_positions(positions, layer_inputs)
         relpos = RelativePositionBias(cfg, bidirectional=True, name="relpos_bias")
-        position_bias = relpos(positions, positions)
+        position_bias = relpos(positions, key_positions)
         # Padding is masked as keys only: padded query rows are never read downstream.
-        mask_bias = mask_to_bias(input_mask[:, None, None, :])
+        prefix_mask = jnp.ones((input_mask.shape[0], len(key_positions) - len(positions)))
+        key_mask = jnp.concatenate([prefix_mask.astype(input_mask.dtype), input_mask], axis=1)
+        mask_bias = mask_to_bias(key_mask[:, None, None, :])
         x = _residual_dropout(cfg, embedded, det)
         x = nn.with_logical_constraint(x, EMBED)
         x = _apply_layers(
@@ -190,6 +315,7 @@ class Encoder(nn.Module):
             x,
             position_bias,
             mask_bias,
+            per_layer=layer_inputs,
             deterministic=det,
         )
         x = RMSNorm(cfg, name="encoder_norm")(x)
@@ -227,6 +353,7 @@ class Decoder(nn.Module):
         encoder_mask: jax.Array,
         enable_dropout: bool = False,
         decode: bool = False,
+        layer_inputs: LayerInputs | None = None,
     ) -> jax.Array:
         """Decoder logits.
 
@@ -237,12 +364,15 @@ class Decoder(nn.Module):
           encoder_mask: `[batch, input_length]`, 1 for real inputs (and prompt rows).
           enable_dropout: apply dropout (training).
           decode: use the 'cache' collection (see `MultiHeadAttention`).
+          layer_inputs: `{"prefix": [L, batch, 2, P, heads, kv]}` or None.
 
         Returns:
           `[batch, target_length, vocab]` float32 logits.
         """
         cfg, det = self.config, not enable_dropout
+        layer_inputs = layer_inputs or {}
         query_positions, key_positions = self._positions(decoder_input_tokens.shape[1], decode)
+        key_positions = _prefix_key_positions(key_positions, layer_inputs)
         relpos = RelativePositionBias(cfg, bidirectional=False, name="relpos_bias")
         causal = key_positions[None, :] <= query_positions[:, None]
         self_bias = relpos(query_positions, key_positions) + mask_to_bias(causal)[None, None]
@@ -261,6 +391,7 @@ class Decoder(nn.Module):
             self_bias,
             cross_bias,
             decode_position,
+            per_layer=layer_inputs,
             deterministic=det,
             decode=decode,
         )
@@ -294,6 +425,11 @@ class T5(nn.Module):
         prompt: jax.Array | None = None,
         prompt_position: prompts.PromptPosition = "prefix",
         enable_dropout: bool = False,
+        *,
+        layer_prompts: jax.Array | None = None,
+        layer_prompt_lengths: jax.Array | None = None,
+        layer_prompt_add: jax.Array | None = None,
+        encoder_prefix: jax.Array | None = None,
     ) -> tuple[jax.Array, jax.Array]:
         """Embeds the input, inserts the prompt, and runs the encoder.
 
@@ -302,6 +438,10 @@ class T5(nn.Module):
           prompt: `[P, embed]` or `[batch, P, embed]`, or None.
           prompt_position: where the prompt goes (see `prompts.combine`).
           enable_dropout: apply dropout (training).
+          layer_prompts: deep prompts `[L, P, embed]` (instead of `prompt`), with
+            `layer_prompt_lengths [L]` int (default P each) and
+            `layer_prompt_add` bool (default False: replace); see the module docstring.
+          encoder_prefix: prefix keys and values `[L, 2, P', heads, kv]`.
 
         Returns:
           `(encoded [batch, P + length, embed], encoder_mask [batch, P + length])`.
@@ -310,7 +450,27 @@ class T5(nn.Module):
         embedded = self.token_embedder(encoder_input_tokens)
         if prompt is not None:
             embedded, mask = prompts.combine(embedded, mask, prompt, prompt_position)
-        return self.encoder(embedded, mask, enable_dropout=enable_dropout), mask
+        layer_inputs = encoder_layer_inputs(
+            self.config,
+            embedded.shape[0],
+            layer_prompts,
+            layer_prompt_lengths,
+            layer_prompt_add,
+            encoder_prefix,
+        )
+        encoder_mask = mask
+        if "prompt" in layer_inputs:
+            if prompt is not None:
+                raise ValueError("layer_prompts bring their own input prompt; pass no `prompt`.")
+            region = jnp.zeros(layer_inputs["prompt"].shape[2:], embedded.dtype)
+            embedded, mask = prompts.combine(embedded, mask, region, "prefix")
+            # Layers hide the prompt rows they do not hold; the decoder sees the last layer's.
+            last = layer_inputs["active"][-1].astype(mask.dtype)
+            encoder_mask = jnp.concatenate([last, mask[:, region.shape[0] :]], axis=1)
+        encoded = self.encoder(
+            embedded, mask, enable_dropout=enable_dropout, layer_inputs=layer_inputs
+        )
+        return encoded, encoder_mask
 
     def decode(
         self,
@@ -319,17 +479,27 @@ class T5(nn.Module):
         decoder_input_tokens: jax.Array,
         enable_dropout: bool = False,
         decode: bool = False,
+        *,
+        decoder_prefix: jax.Array | None = None,
     ) -> jax.Array:
         """`[batch, target_length]` tokens -> `[batch, target_length, vocab]` float32 logits.
 
         See `Decoder.__call__`; `decode=True` reads and updates the 'cache' collection.
+        `decoder_prefix` `[L, 2, P, heads, kv]` (or per example) joins every
+        self-attention layer.
         """
+        layer_inputs = {}
+        if decoder_prefix is not None:
+            prefix = _per_example(decoder_prefix, encoded.shape[0], 5, "decoder_prefix")
+            _check_layers(prefix, self.config.num_decoder_layers, "decoder_prefix")
+            layer_inputs["prefix"] = jnp.moveaxis(prefix, 1, 0)
         return self.decoder(
             decoder_input_tokens,
             encoded,
             encoder_mask,
             enable_dropout=enable_dropout,
             decode=decode,
+            layer_inputs=layer_inputs,
         )
 
     def __call__(
@@ -339,6 +509,9 @@ class T5(nn.Module):
         prompt: jax.Array | None = None,
         enable_dropout: bool = False,
         prompt_position: prompts.PromptPosition = "prefix",
+        *,
+        decoder_prefix: jax.Array | None = None,
+        **encoder_inputs: jax.Array | None,
     ) -> jax.Array:
         """Teacher-forced logits.
 
@@ -349,12 +522,22 @@ class T5(nn.Module):
           prompt: `[P, embed]` or `[batch, P, embed]`, or None.
           enable_dropout: apply dropout (needs a 'dropout' rng).
           prompt_position: "prefix", "prefix_after_bos" or "suffix".
+          decoder_prefix: see `decode`.
+          **encoder_inputs: the keyword inputs of `encode` (deep prompts, encoder prefix).
 
         Returns:
           `[batch, target_length, vocab]` float32 logits.
         """
-        encoded, mask = self.encode(encoder_input_tokens, prompt, prompt_position, enable_dropout)
-        return self.decode(encoded, mask, decoder_input_tokens, enable_dropout=enable_dropout)
+        encoded, mask = self.encode(
+            encoder_input_tokens, prompt, prompt_position, enable_dropout, **encoder_inputs
+        )
+        return self.decode(
+            encoded,
+            mask,
+            decoder_input_tokens,
+            enable_dropout=enable_dropout,
+            decoder_prefix=decoder_prefix,
+        )
 
 
 def _dummy_inputs() -> tuple[jax.Array, jax.Array]:
