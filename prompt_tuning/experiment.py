@@ -45,8 +45,10 @@ log = logging.getLogger(__name__)
 gin.external_configurable(partitioning.make_mesh, "make_mesh")
 gin.external_configurable(trainer.make_optimizer, "make_optimizer")
 gin.external_configurable(trainer.LossConfig, "LossConfig")
-for _method in (methods.PromptTuning, methods.PrefixTuning, methods.PTuning, methods.DeepPrompts):
-    gin.external_configurable(_method, _method.__name__)
+gin.external_configurable(methods.PromptTuning, "PromptTuning")
+gin.external_configurable(methods.PrefixTuning, "PrefixTuning")
+gin.external_configurable(methods.PTuning, "PTuning")
+gin.external_configurable(methods.DeepPrompts, "DeepPrompts")
 
 # Architecture fields a named model must agree on with the checkpoint it loads.
 _ARCHITECTURE = (
