@@ -21,7 +21,7 @@ import seqio
 
 from prompt_tuning import decoding
 from prompt_tuning.models import T5
-from prompt_tuning.trainer import sequence_log_likelihoods
+from prompt_tuning.trainer import sequence_log_likelihoods, target_log_likelihoods
 
 EOS_ID = 1
 
@@ -101,19 +101,40 @@ def num_stacked(prompts: jax.Array | Mapping[str, jax.Array]) -> int:
     return len(next(iter(as_inputs(prompts).values())))
 
 
-@functools.partial(jax.jit, static_argnames=("model", "prompt_position"))
-def _ensemble_log_likelihoods(model, prompts, frozen, batch, prompt_position):
-    """`prompts [N, P, d]` (or stacked inputs, or None) x `batch [R, ...]` -> `[N, R]`."""
-    if prompts is None:
-        return sequence_log_likelihoods(model, None, frozen, batch)[None]
-    num_prompts, rows = num_stacked(prompts), batch["encoder_input_tokens"].shape[0]
-    tiled = jax.tree.map(lambda x: jnp.tile(x, (num_prompts,) + (1,) * (x.ndim - 1)), batch)
-    # [N * R, ...] per input, prompt-major like `tiled`.
-    per_row = jax.tree.map(lambda x: jnp.repeat(x, rows, axis=0), as_inputs(prompts))
-    scores = sequence_log_likelihoods(
-        model, per_row, frozen, tiled, prompt_position=prompt_position
+@functools.partial(jax.jit, static_argnames=("model", "num_labels", "prompt_position"))
+def _ensemble_log_likelihoods(model, prompts, frozen, batch, num_labels, prompt_position):
+    """`prompts [N, P, d]` (or stacked inputs, or None) x `batch [R, ...]` -> `[N, R]`.
+
+    The rows of `batch` are `scoring_batch`'s (each input repeated for its
+    `num_labels` labels), so each input is encoded once per prompt and its
+    encoding shared by its label rows: the encoder, the costlier half of the
+    model, runs `num_labels` times less.
+    """
+    rows = batch["encoder_input_tokens"].shape[0]
+    num_prompts = 1 if prompts is None else num_stacked(prompts)
+
+    def per_input(x: jax.Array) -> jax.Array:  # [N, ...] -> [N * R / L, ...], prompt-major
+        return jnp.repeat(x, rows // num_labels, axis=0)
+
+    inputs = {} if prompts is None else jax.tree.map(per_input, as_inputs(prompts))
+    decoder_prefix = inputs.pop("decoder_prefix", None)
+    if decoder_prefix is not None:
+        decoder_prefix = jnp.repeat(decoder_prefix, num_labels, axis=0)
+    tokens = jnp.tile(batch["encoder_input_tokens"][::num_labels], (num_prompts, 1))
+    encoded, mask = model.apply(
+        {"params": frozen}, tokens, prompt_position=prompt_position, method="encode", **inputs
     )
-    return scores.reshape(num_prompts, rows)
+    decoder_keys = ("decoder_input_tokens", "decoder_target_tokens", "decoder_loss_weights")
+    targets = {k: jnp.tile(batch[k], (num_prompts, 1)) for k in decoder_keys}
+    logits = model.apply(
+        {"params": frozen},
+        jnp.repeat(encoded, num_labels, axis=0),
+        jnp.repeat(mask, num_labels, axis=0),
+        targets["decoder_input_tokens"],
+        decoder_prefix=decoder_prefix,
+        method="decode",
+    )
+    return target_log_likelihoods(logits, targets).reshape(num_prompts, rows)
 
 
 def rank_classify(
@@ -143,7 +164,9 @@ def rank_classify(
         # Pad the last chunk to a full batch so every call reuses one compilation.
         padded = chunk + [chunk[-1]] * (batch_size - len(chunk))
         batch = scoring_batch(padded, label_ids, input_length)
-        out = np.asarray(_ensemble_log_likelihoods(model, prompts, frozen, batch, prompt_position))
+        out = np.asarray(
+            _ensemble_log_likelihoods(model, prompts, frozen, batch, num_labels, prompt_position)
+        )
         scores.append(out.reshape(out.shape[0], batch_size, num_labels)[:, : len(chunk)])
     return np.concatenate(scores, axis=1)
 

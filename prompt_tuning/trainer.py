@@ -244,7 +244,11 @@ def sequence_log_likelihoods(
     `prompt` may be `[P, d]` or `[batch, P, d]` (ensembles, mixed tasks), or a
     method's model inputs, each shared or per example.
     """
-    logits = _logits(model, prompt, frozen, batch, prompt_position)
+    return target_log_likelihoods(_logits(model, prompt, frozen, batch, prompt_position), batch)
+
+
+def target_log_likelihoods(logits: jax.Array, batch: Batch) -> jax.Array:
+    """`[batch, target_length, vocab]` logits -> summed log-probability of the targets `[batch]`."""
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     target_lp = jnp.take_along_axis(log_probs, batch["decoder_target_tokens"][..., None], -1)[..., 0]
     return jnp.sum(target_lp * batch["decoder_loss_weights"], axis=-1)
