@@ -2,8 +2,8 @@
 
   corpus_span_corruption   T5 span corruption (15% noise, mean span 3), train split only
   corpus_lm_adaptation     prefix LM: inputs = a chunk's prefix, targets = its continuation
-  corpus_lm_adaptation_reviews
-                           the same prefix LM with the movie-review train text repeated
+  corpus_span_corruption_reviews, corpus_lm_adaptation_reviews
+                           the same objectives with the movie-review train text repeated
                            `REVIEW_REPEATS` times (domain-adaptive pretraining, see below)
 
 Both read every `corpus/*.txt` file (one paragraph or WordNet synset a line),
@@ -29,13 +29,14 @@ from prompt_tuning.pretraining import objectives
 
 SPAN_CORRUPTION = "corpus_span_corruption"
 LM_ADAPTATION = "corpus_lm_adaptation"
+SPAN_CORRUPTION_REVIEWS = "corpus_span_corruption_reviews"
 LM_ADAPTATION_REVIEWS = "corpus_lm_adaptation_reviews"
-# The movie-review train text is 3% of the corpus's tokens; ten copies make it about
-# a quarter of what LM adaptation reads. Only the train split's unlabelled text is in
+# The movie-review train text is 3% of the corpus's tokens; 30 copies make it about
+# half of what these tasks read. Only the train split's unlabelled text is in
 # the corpus (never validation/test text, never labels), as domain-adaptive
 # pretraining does (Gururangan et al. 2020).
 REVIEW_FILE = "movie_train.txt"
-REVIEW_REPEATS = 10
+REVIEW_REPEATS = 30
 CORPUS_ENV = "PROMPT_TUNING_CORPUS_DIR"
 
 
@@ -104,4 +105,5 @@ def _register(name: str, objective, repeats: dict[str, int] | None = None) -> No
 
 _register(SPAN_CORRUPTION, objectives.span_corruption)
 _register(LM_ADAPTATION, objectives.prefix_lm)
+_register(SPAN_CORRUPTION_REVIEWS, objectives.span_corruption, {REVIEW_FILE: REVIEW_REPEATS})
 _register(LM_ADAPTATION_REVIEWS, objectives.prefix_lm, {REVIEW_FILE: REVIEW_REPEATS})
