@@ -9,6 +9,7 @@ Parameters are held in `config.param_dtype` and cast to `config.dtype` for compu
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -281,15 +282,32 @@ class MultiHeadAttention(nn.Module):
             key = jnp.concatenate([prefix[:, 0], key], axis=1)
             value = jnp.concatenate([prefix[:, 1], value], axis=1)
 
-        logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
-        for bias in biases:
-            logits = logits + bias
-        weights = jax.nn.softmax(logits, axis=-1).astype(jnp.dtype(cfg.dtype))
-        weights = nn.Dropout(cfg.dropout_rate)(weights, deterministic=self.deterministic)
-        out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+        if self.deterministic or cfg.dropout_rate == 0.0:
+            out = _fused_attention(query, key, value, biases)
+        else:  # dropout on the attention weights needs them spelled out
+            logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
+            for bias in biases:
+                logits = logits + bias
+            weights = jax.nn.softmax(logits, axis=-1).astype(jnp.dtype(cfg.dtype))
+            weights = nn.Dropout(cfg.dropout_rate)(weights, deterministic=self.deterministic)
+            out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
         out = nn.with_logical_constraint(out, HEADS)
         out = out.reshape(*out.shape[:2], cfg.num_heads * cfg.d_kv)
         return self._dense("out", cfg.d_model, ("joined_kv", "embed"), ATTENTION_KERNEL_INIT)(out)
+
+
+def _fused_attention(
+    query: jax.Array, key: jax.Array, value: jax.Array, biases: tuple[jax.Array, ...]
+) -> jax.Array:
+    """`jax.nn.dot_product_attention` with T5's additive biases and no 1/sqrt(d) scaling.
+
+    `[batch, q, heads, kv]` queries against `[batch, k, heads, kv]` keys and values,
+    softmax in float32. On CPU, XLA runs it about twice as fast as the same einsums
+    written out (benchmarks/attention.py).
+    """
+    shape = (query.shape[0], query.shape[2], query.shape[1], key.shape[1])
+    bias = jnp.broadcast_to(functools.reduce(jnp.add, biases), shape)
+    return jax.nn.dot_product_attention(query, key, value, bias=bias, scale=1.0)
 
 
 class MlpBlock(nn.Module):
