@@ -747,7 +747,7 @@ def infer(
     if input_file:
         task, split = _with_user_source(task, _read_user_examples(input_file)), "user"
     stack = None if prompt_file is None else _stack_prompt_files([prompt_file], config)
-    stack = methods.task_inputs(stack, task.name)
+    stack = methods.task_inputs(stack, data.mixture_or_task_name)  # the registered task's name
     input_length = data.task_feature_lengths["inputs"]
     examples = evaluation.load_examples(task, split, input_length, max_examples)
     t5 = T5(config)

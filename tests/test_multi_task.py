@@ -16,7 +16,7 @@ from test_methods_runs import _train
 from test_train import LENGTHS
 
 from prompt_tuning import eval as eval_cli
-from prompt_tuning import input_pipeline, methods, prompts, trainer
+from prompt_tuning import infer, input_pipeline, methods, prompts, trainer
 from prompt_tuning.checkpoints import state as run_state
 from prompt_tuning.data.registry import register_classification, register_mixture
 from prompt_tuning.methods import multi_task
@@ -210,9 +210,10 @@ def test_a_task_without_a_prompt_in_the_file_is_refused():
         methods.task_inputs(stack, "movie_sentiment")
 
 
-def _eval(checkpoint, out_dir, task, prompt_file):
+def _eval(checkpoint, out_dir, task, prompt_file, job="eval"):
+    main = eval_cli.main if job == "eval" else infer.main
     argv = [
-        "--gin_file=runs/prompt_eval.gin",
+        f"--gin_file=runs/prompt_{job}.gin",
         f"--gin.INITIAL_CHECKPOINT_PATH='{checkpoint}'",
         f"--gin.MIXTURE_OR_TASK_NAME='{task}'",
         f"--gin.MODEL_DIR='{out_dir}'",
@@ -220,7 +221,7 @@ def _eval(checkpoint, out_dir, task, prompt_file):
         "--gin.ModelSpec.dtype='float32'",
         f"--gin.PROMPT_FILE='{prompt_file}'",
     ]
-    return eval_cli.main(argv)
+    return main(argv)
 
 
 def _predictions(out_dir, name):
@@ -254,6 +255,12 @@ def test_a_multi_task_run_evaluates_each_task_with_its_own_prompt(checkpoint, tm
             np.testing.assert_allclose(
                 list(a["scores"].values()), list(b["scores"].values()), atol=1e-5
             )
+    # Inference on one task reads that task's prompt from the multi-task file.
+    assert _eval(checkpoint, tmp_path / "infer", CONTRARY, path, job="infer") == 0
+    rows = next((tmp_path / "infer" / "infer").glob("*.jsonl")).read_text().splitlines()
+    assert [json.loads(r)["prediction"] for r in rows] == [
+        r["prediction"] for r in mixed if r["task"] == CONTRARY
+    ]
     # The other task's prompt scores the contrary task differently: each task used its own.
     other_file = tmp_path / "other.npy"
     np.save(other_file, final["task_prompts"][0])
