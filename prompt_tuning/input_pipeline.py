@@ -44,18 +44,26 @@ def _local_shards(num_shards: int) -> range:
 
 
 class EmptySplitError(ValueError):
-    """A task's split exists but yields no examples."""
+    """A task's split is missing or yields no examples."""
 
 
 def check_split(mixture_or_task_name: str, split: str) -> None:
     """Opens `split` of the task (or of every task in a mixture) and reads one example.
 
     Jobs call this before writing anything, so a missing data directory or an
-    empty split fails the run while MODEL_DIR is still untouched.
+    empty split fails the run while MODEL_DIR is still untouched. A mixture's
+    sub-tasks without the split are skipped, as seqio skips them when mixing.
     """
     task_or_mixture = get_task_or_mixture(mixture_or_task_name)
     tasks = getattr(task_or_mixture, "tasks", [task_or_mixture])
-    for task in tasks:
+    with_split = [task for task in tasks if split in task.splits]
+    if not with_split:
+        raise EmptySplitError(
+            f"{mixture_or_task_name} has no {split!r} split (its splits: "
+            f"{sorted({s for task in tasks for s in task.splits})}): check "
+            "DataSpec.train_split / DataSpec.eval_split."
+        )
+    for task in with_split:
         dataset = task.get_dataset(sequence_length=None, split=split, shuffle=False)
         if not any(True for _ in dataset.take(1).as_numpy_iterator()):
             raise EmptySplitError(

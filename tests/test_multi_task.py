@@ -210,7 +210,7 @@ def test_a_task_without_a_prompt_in_the_file_is_refused():
         methods.task_inputs(stack, "movie_sentiment")
 
 
-def _eval(checkpoint, out_dir, task, prompt_file, job="eval"):
+def _eval(checkpoint, out_dir, task, prompt_file, job="eval", extra=()):
     main = eval_cli.main if job == "eval" else infer.main
     argv = [
         f"--gin_file=runs/prompt_{job}.gin",
@@ -220,6 +220,7 @@ def _eval(checkpoint, out_dir, task, prompt_file, job="eval"):
         f"--gin.TASK_FEATURE_LENGTHS={LENGTHS}",
         "--gin.ModelSpec.dtype='float32'",
         f"--gin.PROMPT_FILE='{prompt_file}'",
+        *extra,
     ]
     return main(argv)
 
@@ -274,3 +275,40 @@ def test_a_multi_task_run_evaluates_each_task_with_its_own_prompt(checkpoint, tm
     capsys.readouterr()
     assert _eval(checkpoint, tmp_path / "bad", "movie_sentiment", path) == 2
     assert "not for 'movie_sentiment'" in capsys.readouterr().out
+
+
+def test_a_mixture_trains_on_the_sub_tasks_that_have_the_split():
+    input_pipeline.check_split("movie_to_product_sentiment", "train")  # product has none
+    with pytest.raises(input_pipeline.EmptySplitError, match="product_sentiment has no 'train'"):
+        input_pipeline.check_split("product_sentiment", "train")
+
+
+@pytest.mark.slow
+def test_a_run_over_two_bundled_tasks_gives_each_its_own_prompt(checkpoint, tmp_path):
+    """Product reviews have no train split: with `add`, their prompt is the shared one, trained."""
+    mixture = "movie_to_product_sentiment"
+    final = _train(
+        tmp_path / "run",
+        checkpoint,
+        "methods/multi_task.gin",
+        2,
+        [f"MIXTURE_OR_TASK_NAME = '{mixture}'", "MultiTaskPrompts.composition = 'add'"],
+    )
+    names = final["task_names"].tolist()
+    assert sorted(names) == ["movie_sentiment", "product_sentiment"]
+    movie, product = (final["task_prompts"][names.index(n)] for n in sorted(names))
+    assert not np.array_equal(movie, product)
+    # The run's initial shared prompt (DataSpec.seed 0, prompts/random_uniform.gin's scale).
+    context = methods.InitContext(tiny.CONFIG, PROMPT_LENGTH, prompts.random_uniform(0.5))
+    method = methods.MultiTaskPrompts(tuple(names), "add")
+    initial = method.init(jax.random.key(0), context)["shared"]
+    assert not np.allclose(product, initial, atol=1e-4)  # movie reviews trained it
+    path = run_state.prompt_path(tmp_path / "run", 2, ".npz")
+    assert (
+        _eval(checkpoint, tmp_path / "eval", mixture, path, extra=["--gin.evaluate.max_examples=8"])
+        == 0
+    )
+    metrics = json.loads(
+        (tmp_path / "eval" / "eval" / f"{mixture}.validation.metrics.json").read_text()
+    )
+    assert {"movie_sentiment/accuracy", "product_sentiment/accuracy"} <= set(metrics[str(path)])
