@@ -312,3 +312,25 @@ def test_a_run_over_two_bundled_tasks_gives_each_its_own_prompt(checkpoint, tmp_
         (tmp_path / "eval" / "eval" / f"{mixture}.validation.metrics.json").read_text()
     )
     assert {"movie_sentiment/accuracy", "product_sentiment/accuracy"} <= set(metrics[str(path)])
+
+
+@pytest.mark.slow
+def test_a_multi_task_run_resumes_exactly_and_evaluates_every_task_while_training(
+    checkpoint, tmp_path
+):
+    extra = [
+        f"MIXTURE_OR_TASK_NAME = '{MIXTURE}'",
+        "MultiTaskPrompts.composition = 'mpt'",
+        "MultiTaskPrompts.rank = 2",
+        "train.num_microbatches = 2",
+        "train.eval_every = 2",
+        "train.max_eval_examples = 4",
+    ]
+    straight = _train(tmp_path / "straight", checkpoint, "methods/multi_task.gin", 4, extra)
+    _train(tmp_path / "split", checkpoint, "methods/multi_task.gin", 2, extra)
+    resumed = _train(tmp_path / "split", checkpoint, "methods/multi_task.gin", 4, extra)
+    np.testing.assert_array_equal(resumed["task_prompts"], straight["task_prompts"])
+    records = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
+    evals = [json.loads(r) for r in records if json.loads(r)["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [2, 4]
+    assert all({f"{t}/accuracy" for t in TASKS} <= set(r) for r in evals)
