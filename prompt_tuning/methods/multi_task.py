@@ -30,12 +30,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prompt_tuning.methods.base import Batch, InitContext, Method, ModelInputs, Params
+from prompt_tuning.methods.base import (
+    MULTI_TASK_ARRAYS,
+    Batch,
+    InitContext,
+    Method,
+    ModelInputs,
+    Params,
+)
 
 COMPOSITIONS = ("concat", "add", "mpt")
 TASK_INDEX = "task_index"  # batch feature: `[batch]` int32, the example's index in `tasks`
-TASK_PROMPTS = "task_prompts"  # file array: `[T, P, d]` composed prompts
-TASK_NAMES = "task_names"  # file array: `[T]` unicode task names
+TASK_PROMPTS, TASK_NAMES = MULTI_TASK_ARRAYS  # file arrays: `[T, P, d]` prompts, `[T]` names
 
 
 def _check_composition(composition: str) -> None:
