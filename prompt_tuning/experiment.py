@@ -49,6 +49,7 @@ gin.external_configurable(methods.PromptTuning, "PromptTuning")
 gin.external_configurable(methods.PrefixTuning, "PrefixTuning")
 gin.external_configurable(methods.PTuning, "PTuning")
 gin.external_configurable(methods.DeepPrompts, "DeepPrompts")
+gin.external_configurable(methods.MultiTaskPrompts, "MultiTaskPrompts")
 
 # Architecture fields a named model must agree on with the checkpoint it loads.
 _ARCHITECTURE = (
@@ -198,6 +199,11 @@ def check_vocabulary(task: seqio.Task | seqio.Mixture, config: T5Config) -> seqi
             "for this model's vocabulary."
         )
     return vocabulary
+
+
+def sub_tasks(task: seqio.Task | seqio.Mixture) -> list[seqio.Task]:
+    """The tasks of a mixture, or the task itself."""
+    return task.tasks if isinstance(task, seqio.Mixture) else [task]
 
 
 def task_labels(task: seqio.Task | seqio.Mixture) -> tuple[str, ...] | None:
@@ -352,7 +358,8 @@ def train(
     input_pipeline.check_split(data.mixture_or_task_name, data.train_split)
     t5 = T5(config)
     optimizer = optimizer or trainer.make_optimizer()
-    method = method or methods.PromptTuning()
+    # A multi-task method gets (or is checked against) the names of the run's sub-tasks.
+    method = methods.bind_tasks(method or methods.PromptTuning(), [t.name for t in sub_tasks(task)])
     replicated = partitioning.replicated(mesh)
 
     def exported(params: Any) -> np.ndarray | dict[str, np.ndarray]:
@@ -389,16 +396,23 @@ def train(
             dropout=config.dropout_rate > 0, prompt_position=prompt.position, method=method,
         )
         param_shardings = jax.tree.map(lambda x: x.sharding, frozen)
+        task_names = methods.example_tasks(method)
         batch_sharding = partitioning.batch_sharding(mesh)
         jit_step = jax.jit(
             step_fn,
-            in_shardings=(replicated, param_shardings, batch_sharding, replicated),
+            in_shardings=(
+                replicated,
+                param_shardings,
+                input_pipeline.feature_shardings(batch_sharding, tagged=task_names is not None),
+                replicated,
+            ),
             out_shardings=(replicated, replicated),
             donate_argnums=(0,),
         )
         dataset = input_pipeline.train_dataset(
             data.mixture_or_task_name, data.task_feature_lengths, data.batch_size,
             seed=data.seed, start_step=start, split=data.train_split, num_shards=data.data_shards,
+            task_names=task_names,
         )
         batches = input_pipeline.global_batches(dataset, batch_sharding)
         writer = MetricsWriter(model_dir)
@@ -406,7 +420,8 @@ def train(
 
         def save(step: int) -> None:
             host_prompt = exported(state.prompt)
-            if not all(np.isfinite(x).all() for x in jax.tree.leaves(host_prompt)):
+            floats = [x for x in jax.tree.leaves(host_prompt) if x.dtype.kind == "f"]
+            if not all(np.isfinite(x).all() for x in floats):
                 raise RunError(f"The prompt became NaN/Inf by step {step}; nothing was saved for it.")
             checkpointer.save(step, state, {"step": step, "examples": step * data.batch_size})
             if jax.process_index() == 0:
@@ -503,23 +518,25 @@ def evaluate_prompts(
     Classification tasks use rank classification (all prompts in one batched
     pass, plus their majority vote), and with `decode_classification` also
     greedy decoding (metrics prefixed `decode/`); other tasks use greedy
-    decoding. Metric keys are prefixed by sub-task name for mixtures.
+    decoding. Metric keys are prefixed by sub-task name for mixtures. Multi-task
+    prompts score each sub-task with that task's own prompt.
     """
-    sub_tasks = task.tasks if isinstance(task, seqio.Mixture) else [task]
+    tasks = sub_tasks(task)
     input_length = data.task_feature_lengths["inputs"]
     num_prompts = 1 if prompt_stack is None else evaluation.num_stacked(prompt_stack)
     result = EvalResult(per_prompt=[{} for _ in range(num_prompts)])
 
-    def decode(sub: seqio.Task, examples: list[evaluation.Example], i: int) -> list[str]:
-        prompt = jax.tree.map(lambda x: x[i], prompt_stack)
+    def decode(sub: seqio.Task, stack: Any, examples: list[evaluation.Example], i: int) -> list[str]:
+        prompt = jax.tree.map(lambda x: x[i], stack)
         return evaluation.greedy_predictions(
             t5, frozen, prompt, examples,
             sub.output_features["targets"].vocabulary, input_length=input_length,
             max_decode_length=data.task_feature_lengths.get("targets", 32), batch_size=batch_size,
         )
 
-    for sub in sub_tasks:
-        prefix = f"{sub.name}/" if len(sub_tasks) > 1 else ""
+    for sub in tasks:
+        prefix = f"{sub.name}/" if len(tasks) > 1 else ""
+        stack = methods.task_inputs(prompt_stack, sub.name)
         examples = evaluation.load_examples(sub, data.eval_split, input_length, max_examples)
         baseline = {f"{prefix}majority_baseline": evaluation.majority_class_accuracy(examples)}
         labels = task_labels(sub)
@@ -529,14 +546,14 @@ def evaluate_prompts(
                 sub.name, sub.output_features["targets"].vocabulary
             )
             scores = evaluation.rank_classify(
-                t5, frozen, prompt_stack, examples, ids, input_length=input_length,
+                t5, frozen, stack, examples, ids, input_length=input_length,
                 batch_size=batch_size, prompt_position=position,
             )
             metrics, ensemble, texts = _classification_metrics(sub, examples, scores, labels, prefix)
             if ensemble is not None:
                 result.ensemble = {**(result.ensemble or {}), **baseline, **ensemble}
         else:
-            texts = [decode(sub, examples, i) for i in range(num_prompts)]
+            texts = [decode(sub, stack, examples, i) for i in range(num_prompts)]
             metrics = [
                 {f"{prefix}{k}": v for k, v in evaluation.task_metrics(sub, examples, t).items()}
                 for t in texts
@@ -544,7 +561,7 @@ def evaluate_prompts(
         for i in range(num_prompts):
             result.per_prompt[i].update({**baseline, **metrics[i]})
             if labels and decode_classification:
-                decoded = evaluation.task_metrics(sub, examples, decode(sub, examples, i))
+                decoded = evaluation.task_metrics(sub, examples, decode(sub, stack, examples, i))
                 result.per_prompt[i].update({f"{prefix}decode/{k}": v for k, v in decoded.items()})
             for j, ex in enumerate(examples):
                 record = {"prompt": i, "task": sub.name, "index": j,
@@ -609,13 +626,15 @@ def _stack_prompt_files(paths: Sequence[str], config: T5Config) -> dict[str, jax
     first = {name: x.shape for name, x in loaded[0].items()}
     for path, inputs in zip(paths, loaded, strict=True):
         shapes = {name: x.shape for name, x in inputs.items()}
-        width = shapes.get("prompt", (0, config.d_model))[-1]
+        width = shapes.get("prompt", shapes.get("task_prompts", (0, config.d_model)))[-1]
         if shapes != first or width != config.d_model:
             raise RunError(
                 f"Prompt {path} holds {shapes}; this model needs prompts [P, {config.d_model}] "
                 f"and all files the same arrays as {paths[0]} {first}."
             )
-    return {name: jnp.asarray(np.stack([x[name] for x in loaded])) for name in first}
+    stacked = {name: np.stack([x[name] for x in loaded]) for name in first}
+    # Task names (of multi-task files) stay host strings; evaluation picks rows by them.
+    return {name: x if x.dtype.kind == "U" else jnp.asarray(x) for name, x in stacked.items()}
 
 
 def init_distributed() -> None:
@@ -728,6 +747,7 @@ def infer(
     if input_file:
         task, split = _with_user_source(task, _read_user_examples(input_file)), "user"
     stack = None if prompt_file is None else _stack_prompt_files([prompt_file], config)
+    stack = methods.task_inputs(stack, data.mixture_or_task_name)  # the registered task's name
     input_length = data.task_feature_lengths["inputs"]
     examples = evaluation.load_examples(task, split, input_length, max_examples)
     t5 = T5(config)

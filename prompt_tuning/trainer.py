@@ -183,11 +183,12 @@ def make_train_step(
     > 1 the gradient of the summed loss is accumulated over microbatches first,
     so the result equals one large batch up to float summation order. With a
     `method`, `state.prompt` holds its parameters and the model reads
-    `method.model_inputs(state.prompt)`; without, `state.prompt` is the `[P, d]` prompt.
+    `method.model_inputs(state.prompt, microbatch)`; without, `state.prompt` is the
+    `[P, d]` prompt.
     """
 
     def summed_loss(prompt, frozen, microbatch, rng):
-        inputs = prompt if method is None else method.model_inputs(prompt)
+        inputs = prompt if method is None else method.model_inputs(prompt, microbatch)
         return batch_loss(
             model, inputs, frozen, microbatch, loss,
             dropout_rng=rng if dropout else None, prompt_position=prompt_position,

@@ -4,14 +4,16 @@ A method is a small frozen dataclass with two pure functions:
 
 - `init(rng, context) -> params`: the trainable pytree (the only thing the
   optimizer and its state ever see);
-- `model_inputs(params) -> inputs`: the keyword inputs it feeds the frozen
-  `models.T5` (`prompt`, `layer_prompts`, `encoder_prefix`, ...), computed with
-  jnp so gradients reach `params` and nothing else.
+- `model_inputs(params, batch=None) -> inputs`: the keyword inputs it feeds the
+  frozen `models.T5` (`prompt`, `layer_prompts`, `encoder_prefix`, ...), computed
+  with jnp so gradients reach `params` and nothing else. Only a method whose
+  inputs differ per example (multi-task prompts) reads the batch.
 
 Exporting evaluates `model_inputs` once, which folds reparameterisations (an
 MLP over prefixes, a prompt encoder) into plain arrays. That is the small file
 a run saves and eval/infer load: `.npy` when it is one `[P, d]` prompt, `.npz`
 (named by the model inputs) otherwise, so a file needs no method config to run.
+A multi-task file holds one prompt per task instead (`MULTI_TASK_ARRAYS`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from prompt_tuning.models import T5Config
 
 Params = Any
 ModelInputs = Mapping[str, Any]
+Batch = Mapping[str, Any]
 FileContent = np.ndarray | dict[str, np.ndarray]
 
 # Keyword inputs of `models.T5` that a method may produce, and so a `.npz` may hold.
@@ -40,6 +43,8 @@ MODEL_INPUTS = (
     "encoder_prefix",
     "decoder_prefix",
 )
+# What a multi-task file holds instead: `task_prompts [T, P, d]`, `task_names [T]`.
+MULTI_TASK_ARRAYS = ("task_prompts", "task_names")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +63,12 @@ class Method(Protocol):
         """The initial trainable pytree (float32 leaves)."""
         ...
 
-    def model_inputs(self, params: Params) -> ModelInputs:
-        """The keyword inputs of `models.T5` that `params` stand for (pure jnp)."""
+    def model_inputs(self, params: Params, batch: Batch | None = None) -> ModelInputs:
+        """The keyword inputs of `models.T5` that `params` stand for (pure jnp).
+
+        Without `batch`, what the method exports (the same inputs, but for
+        multi-task prompts the per-task table).
+        """
         ...
 
 
@@ -92,10 +101,10 @@ def load_inputs(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except (ValueError, OSError) as e:
         raise ValueError(f"Prompt file {path} is not a readable .npz archive: {e}") from e
     unknown = sorted(set(inputs) - set(MODEL_INPUTS))
-    if unknown or not inputs:
+    if (unknown or not inputs) and set(inputs) != set(MULTI_TASK_ARRAYS):
         raise ValueError(
             f"Prompt file {path} holds arrays {sorted(inputs)}; a method file holds some of "
-            f"{list(MODEL_INPUTS)} and nothing else."
+            f"{list(MODEL_INPUTS)} and nothing else, or exactly {list(MULTI_TASK_ARRAYS)}."
         )
     for name, x in inputs.items():
         if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():

@@ -15,7 +15,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from prompt_tuning.methods.base import InitContext, ModelInputs
+from prompt_tuning.methods.base import Batch, InitContext, ModelInputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +43,8 @@ class DeepPrompts:
         ]
         return jnp.stack(layers)
 
-    def model_inputs(self, params: jax.Array) -> ModelInputs:
+    def model_inputs(self, params: jax.Array, batch: Batch | None = None) -> ModelInputs:
+        del batch  # the same inputs for every example
         num_layers, num_prompt = params.shape[:2]
         lengths = jnp.asarray(self._lengths(num_layers, num_prompt), jnp.int32)
         active = jnp.arange(num_prompt) < lengths[:, None]  # [L, P]

@@ -14,7 +14,7 @@ import dataclasses
 import flax.linen as nn
 import jax
 
-from prompt_tuning.methods.base import InitContext, ModelInputs, Params
+from prompt_tuning.methods.base import Batch, InitContext, ModelInputs, Params
 
 ENCODERS = ("lstm", "mlp")
 
@@ -63,6 +63,7 @@ class PTuning:
         module = self._module(context.config.d_model)
         return {"embedding": embedding, "encoder": module.init(encoder_rng, embedding)["params"]}
 
-    def model_inputs(self, params: Params) -> ModelInputs:
+    def model_inputs(self, params: Params, batch: Batch | None = None) -> ModelInputs:
+        del batch  # the same inputs for every example
         module = self._module(params["embedding"].shape[1])
         return {"prompt": module.apply({"params": params["encoder"]}, params["embedding"])}

@@ -16,7 +16,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from prompt_tuning.methods.base import InitContext, ModelInputs, Params
+from prompt_tuning.methods.base import Batch, InitContext, ModelInputs, Params
 from prompt_tuning.models import T5Config
 
 STACKS = (("encoder", "num_encoder_layers"), ("decoder", "num_decoder_layers"))
@@ -63,8 +63,9 @@ class PrefixTuning:
             "b2": {name: jnp.zeros((count, 2, *shape[2:])) for name, count in layers.items()},
         }
 
-    def model_inputs(self, params: Params) -> ModelInputs:
+    def model_inputs(self, params: Params, batch: Batch | None = None) -> ModelInputs:
         """`{stack}_prefix`: `[layers, 2, P, heads, d_kv]` for each prefixed stack."""
+        del batch  # the same inputs for every example
         if not self.reparameterize:
             return {f"{name}_prefix": prefix for name, prefix in params.items()}
         hidden = jnp.tanh(params["embedding"] @ params["w1"] + params["b1"])  # [P, hidden]

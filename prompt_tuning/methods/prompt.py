@@ -6,7 +6,7 @@ import dataclasses
 
 import jax
 
-from prompt_tuning.methods.base import InitContext, ModelInputs
+from prompt_tuning.methods.base import Batch, InitContext, ModelInputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,5 +16,6 @@ class PromptTuning:
     def init(self, rng: jax.Array, context: InitContext) -> jax.Array:
         return context.prompt_init(rng, (context.length, context.config.d_model))
 
-    def model_inputs(self, params: jax.Array) -> ModelInputs:
+    def model_inputs(self, params: jax.Array, batch: Batch | None = None) -> ModelInputs:
+        del batch  # the same inputs for every example
         return {"prompt": params}
