@@ -56,6 +56,7 @@ def _train(model_dir, checkpoint, method_gin, steps, extra=()):
         ("methods/prefix_tuning.gin", "PrefixTuning"),
         ("methods/p_tuning.gin", "PTuning"),
         ("methods/deep_prompts.gin", "DeepPrompts"),
+        ("methods/multi_task.gin", "MultiTaskPrompts"),
     ],
 )
 def test_each_method_gin_file_selects_its_method(tmp_path, method_gin, name):
