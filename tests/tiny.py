@@ -10,6 +10,7 @@ import pathlib
 
 import gin
 import jax
+import numpy as np
 import seqio
 import tensorflow as tf
 
@@ -77,3 +78,21 @@ def exploding_learning_rate(after: int = 4) -> object:
 register()
 gin.external_configurable(exploding_learning_rate, "exploding_learning_rate")
 
+
+
+def assert_trains_only_the_method(step, state, params, batches, num_steps: int = 30) -> None:
+    """Runs a jitted train `step` `num_steps` times on `batches`.
+
+    Asserts that the frozen `params` stay bit-identical, that every trainable leaf
+    of `state.prompt` changes, and that the loss falls by more than 0.5.
+    """
+    before = jax.tree.map(np.array, params)
+    initial = jax.tree.map(np.array, state.prompt)
+    losses = []
+    for _ in range(num_steps):
+        state, metrics = step(state, params, next(batches), jax.random.key(0))
+        losses.append(float(metrics["loss"]))
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), b), params, before)
+    changed = jax.tree.map(lambda a, b: not np.array_equal(np.asarray(a), b), state.prompt, initial)
+    assert all(jax.tree.leaves(changed)), changed
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.5, losses
