@@ -51,10 +51,12 @@ def main() -> None:
             kept = [j for j, s in enumerate(steps) if s <= args.until[i]]
             steps, losses = [steps[j] for j in kept], [losses[j] for j in kept]
         x = np.asarray(steps) + offset
-        line = ax.plot(x, losses, linewidth=0.5, alpha=0.3)[0]
-        if len(losses) >= args.window:
+        smoothed = len(losses) >= args.window
+        # A stage shorter than the window is drawn raw, under its name.
+        line = ax.plot(x, losses, linewidth=0.5, alpha=0.3, label=None if smoothed else model_dir.name)
+        if smoothed:
             mean = np.convolve(losses, np.ones(args.window) / args.window, mode="valid")
-            ax.plot(x[args.window - 1 :], mean, color=line.get_color(), label=model_dir.name)
+            ax.plot(x[args.window - 1 :], mean, color=line[0].get_color(), label=model_dir.name)
         offset += steps[-1] if steps else 0
     ax.set_xlabel("step")
     ax.set_ylabel("train cross-entropy (nats / target token)")
