@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tiny
 from test_evaluation import _common
-from test_train import LENGTHS
+from test_train import tiny_run_bindings
 
 from prompt_tuning import eval as eval_cli
 from prompt_tuning import experiment, gin_utils, infer, methods
@@ -24,20 +24,7 @@ def checkpoint(tmp_path_factory):
 def _parse(model_dir, checkpoint, method_gin, steps, extra=()):
     gin_utils.parse(
         ["runs/prompt_finetune.gin", "prompts/random_uniform.gin", method_gin],
-        [
-            f"MODEL_DIR = '{model_dir}'",
-            f"INITIAL_CHECKPOINT_PATH = '{checkpoint}'",
-            f"MIXTURE_OR_TASK_NAME = '{tiny.TASK}'",
-            f"TASK_FEATURE_LENGTHS = {LENGTHS}",
-            f"TRAIN_STEPS = {steps}",
-            "BATCH_SIZE = 8",
-            "PROMPT_LENGTH = 4",
-            "ModelSpec.dtype = 'float32'",
-            "ModelSpec.dropout_rate = 0.0",
-            "train.save_every = 2",
-            "train.eval_every = 0",
-            *extra,
-        ],
+        [*tiny_run_bindings(model_dir, checkpoint, steps, 4, 2), *extra],
     )
 
 

@@ -86,24 +86,27 @@ def test_microbatched_gradient_equals_one_big_batch():
     np.testing.assert_allclose(one.prompt, four.prompt, atol=1e-5)
 
 
+def tiny_run_bindings(model_dir, checkpoint, steps, prompt_length, save_every) -> list[str]:
+    """Gin bindings of a short float32, dropout-free train run on the tiny task."""
+    return [
+        f"MODEL_DIR = '{model_dir}'",
+        f"INITIAL_CHECKPOINT_PATH = '{checkpoint}'",
+        f"MIXTURE_OR_TASK_NAME = '{tiny.TASK}'",
+        f"TASK_FEATURE_LENGTHS = {LENGTHS}",
+        f"TRAIN_STEPS = {steps}",
+        "BATCH_SIZE = 8",
+        f"PROMPT_LENGTH = {prompt_length}",
+        "ModelSpec.dtype = 'float32'",
+        "ModelSpec.dropout_rate = 0.0",
+        f"train.save_every = {save_every}",
+        "train.eval_every = 0",
+    ]
+
+
 def _run_train(model_dir, checkpoint, steps=10, mesh=None, extra=()):
     gin_utils.parse(
         ["runs/prompt_finetune.gin", "prompts/random_uniform.gin"],
-        [
-            f"MODEL_DIR = '{model_dir}'",
-            f"INITIAL_CHECKPOINT_PATH = '{checkpoint}'",
-            f"MIXTURE_OR_TASK_NAME = '{tiny.TASK}'",
-            f"TASK_FEATURE_LENGTHS = {LENGTHS}",
-            f"TRAIN_STEPS = {steps}",
-            "BATCH_SIZE = 8",
-            "PROMPT_LENGTH = 5",
-            "ModelSpec.dtype = 'float32'",
-            "ModelSpec.dropout_rate = 0.0",
-            "train.save_every = 5",
-            "train.eval_every = 0",
-            "DataSpec.data_shards = 2",
-            *extra,
-        ],
+        [*tiny_run_bindings(model_dir, checkpoint, steps, 5, 5), "DataSpec.data_shards = 2", *extra],
     )
     try:
         return experiment.train(mesh=mesh, print_fn=lambda _: None)
