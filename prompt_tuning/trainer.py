@@ -167,6 +167,34 @@ def _split_microbatches(batch: Batch, num_microbatches: int) -> Batch:
     return jax.tree.map(split, dict(batch))
 
 
+def apply_token_mean_update(
+    optimizer: optax.GradientTransformation,
+    summed_grads: Params,
+    sums: dict[str, jax.Array],
+    opt_state: optax.OptState,
+    params: Params,
+) -> tuple[Params, optax.OptState, dict[str, jax.Array]]:
+    """One optimizer update from gradients of the batch's *summed* loss (`batch_loss`).
+
+    Dividing by the batch's target tokens here, rather than averaging inside the
+    loss, keeps microbatch accumulation exact. Returns `(params, opt_state,
+    metrics)`, the metrics being per-token means of `sums`, the token count and
+    the gradient norm.
+    """
+    tokens = jnp.maximum(sums["tokens"], 1.0)
+    grads = jax.tree.map(lambda g: g / tokens, summed_grads)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    metrics = {
+        "loss": (sums["cross_entropy"] + sums["z_loss"]) / tokens,
+        "cross_entropy": sums["cross_entropy"] / tokens,
+        "z_loss": sums["z_loss"] / tokens,
+        "token_accuracy": sums["correct_tokens"] / tokens,
+        "tokens": sums["tokens"],
+        "grad_norm": optax.tree.norm(grads),
+    }
+    return optax.apply_updates(params, updates), opt_state, metrics
+
+
 def make_train_step(
     model: T5,
     optimizer: optax.GradientTransformation,
@@ -216,18 +244,9 @@ def make_train_step(
             (grad, sums), _ = jax.lax.scan(
                 accumulate, zeros, (jnp.arange(num_microbatches), micro)
             )
-        tokens = jnp.maximum(sums["tokens"], 1.0)
-        grad = jax.tree.map(lambda g: g / tokens, grad)
-        updates, opt_state = optimizer.update(grad, state.opt_state, state.prompt)
-        prompt = optax.apply_updates(state.prompt, updates)
-        metrics = {
-            "loss": (sums["cross_entropy"] + sums["z_loss"]) / tokens,
-            "cross_entropy": sums["cross_entropy"] / tokens,
-            "z_loss": sums["z_loss"] / tokens,
-            "token_accuracy": sums["correct_tokens"] / tokens,
-            "tokens": sums["tokens"],
-            "grad_norm": optax.tree.norm(grad),
-        }
+        prompt, opt_state, metrics = apply_token_mean_update(
+            optimizer, grad, sums, state.opt_state, state.prompt
+        )
         return TrainState(step=state.step + 1, prompt=prompt, opt_state=opt_state), metrics
 
     return step

@@ -111,17 +111,9 @@ def make_full_train_step(
 
     def step(state: FullTrainState, batch: Batch, rng: jax.Array):
         (_, sums), grads = grad_fn(state.params, batch, jax.random.fold_in(rng, state.step))
-        tokens = jnp.maximum(sums["tokens"], 1.0)
-        grads = jax.tree.map(lambda g: g / tokens, grads)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        metrics = {
-            "loss": (sums["cross_entropy"] + sums["z_loss"]) / tokens,
-            "cross_entropy": sums["cross_entropy"] / tokens,
-            "token_accuracy": sums["correct_tokens"] / tokens,
-            "tokens": sums["tokens"],
-            "grad_norm": optax.tree.norm(grads),
-        }
+        params, opt_state, metrics = trainer.apply_token_mean_update(
+            optimizer, grads, sums, state.opt_state, state.params
+        )
         return FullTrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     return step
