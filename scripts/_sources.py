@@ -7,11 +7,14 @@ from or stops with an error naming the archive.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import subprocess
 import sys
 import tarfile
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -129,3 +132,24 @@ def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write(text)
+
+
+def run_build(
+    doc: str, default_out: Path, build: Callable[[Path, Path], dict], argv: Sequence[str] | None
+) -> dict:
+    """The command line every build script shares: `[--out DIR] [--downloads DIR]`.
+
+    Calls `build(out, downloads)`, with the archives in a temporary folder unless
+    `--downloads` keeps them, and returns its manifest.
+    """
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=default_out, help="output folder")
+    parser.add_argument(
+        "--downloads", type=Path, default=None,
+        help="keep (and reuse) downloaded archives here; default: a temporary folder",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.downloads is not None:
+        return build(args.out, args.downloads)
+    with tempfile.TemporaryDirectory() as scratch:
+        return build(args.out, Path(scratch))

@@ -19,16 +19,14 @@ pinned archives and the shipped movie train split: a rebuild is byte-identical.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import re
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import sentencepiece
-from _sources import Package, fetch, read_text, sha256_file, unpack, write_text
+from _sources import Package, fetch, read_text, run_build, sha256_file, unpack, write_text
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "corpus"
@@ -325,15 +323,7 @@ def build(out: Path, downloads: Path) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
-    parser.add_argument(
-        "--downloads", type=Path, default=None,
-        help="keep (and reuse) downloaded archives here; default: a temporary folder",
-    )  # fmt: skip
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as scratch:
-        manifest = build(args.out, args.downloads or Path(scratch))
+    manifest = run_build(__doc__, DEFAULT_OUT, build, argv)
     for name, entry in manifest["files"].items():
         print(f"{name}: {entry['lines']} lines, {entry['bytes'] / 1e6:.2f} MB, "
               f"{entry['t5_tokens']} tokens")  # fmt: skip

@@ -18,16 +18,14 @@ streaming shuffle buffer would not undo.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import dataclasses
 import hashlib
 import json
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from _sources import Package, fetch, read_text, sha256_file, unpack, write_text
+from _sources import Package, fetch, read_text, run_build, sha256_file, unpack, write_text
 
 VADER = Package(
     registry="pip",
@@ -297,15 +295,7 @@ def build(out: Path, downloads: Path) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
-    parser.add_argument(
-        "--downloads", type=Path, default=None,
-        help="keep (and reuse) downloaded archives here; default: a temporary folder",
-    )  # fmt: skip
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as scratch:
-        manifest = build(args.out, args.downloads or Path(scratch))
+    manifest = run_build(__doc__, DEFAULT_OUT, build, argv)
     for name, entry in manifest["domains"].items():
         counts = ", ".join(
             f"{split} {s['examples']} (+{s['positive']}/-{s['negative']})"
