@@ -1,17 +1,16 @@
 """The gin-configurable jobs: `train`, `evaluate` and `infer`.
 
-This is the one place where gin meets the library. Each job reads three specs
-(which frozen model, which prompt, which data), builds the mesh, loads the
-frozen tree straight into its shards, and hands pure functions from
-`trainer.py` / `evaluation.py` to jit.
+Each job reads three specs (which frozen model, which prompt, which data;
+`specs.py`), builds the mesh, loads the frozen tree straight into its shards,
+and hands pure functions from `trainer.py` / `evaluation.py` to jit. What a
+run writes to MODEL_DIR besides prompts and states is in `run_dir.py`; the
+command-line wrapper is `cli.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import logging
-import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,255 +25,33 @@ import seqio
 from etils import epath
 
 from prompt_tuning import (
-    checkpoints,
     evaluation,
     input_pipeline,
     methods,
     partitioning,
-    prompts,
     run_lock,
     trainer,
 )
 from prompt_tuning.checkpoints import state as run_state
 from prompt_tuning.data import rank_classification
-from prompt_tuning.data import registry as data_registry
-from prompt_tuning.models import T5, T5Config, get_config, stack_layers
-
-log = logging.getLogger(__name__)
-
-gin.external_configurable(partitioning.make_mesh, "make_mesh")
-gin.external_configurable(trainer.make_optimizer, "make_optimizer")
-gin.external_configurable(trainer.LossConfig, "LossConfig")
-gin.external_configurable(methods.PromptTuning, "PromptTuning")
-gin.external_configurable(methods.PrefixTuning, "PrefixTuning")
-gin.external_configurable(methods.PTuning, "PTuning")
-gin.external_configurable(methods.DeepPrompts, "DeepPrompts")
-gin.external_configurable(methods.MultiTaskPrompts, "MultiTaskPrompts")
-
-# Architecture fields a named model must agree on with the checkpoint it loads.
-_ARCHITECTURE = (
-    "vocab_size", "d_model", "num_heads", "d_kv", "d_ff", "num_encoder_layers",
-    "num_decoder_layers", "relative_attention_num_buckets", "mlp_activations",
-    "logits_via_embedding",
+from prompt_tuning.errors import RunError
+from prompt_tuning.models import T5, T5Config
+from prompt_tuning.run_dir import (
+    MetricsWriter,
+    check_model_dir,
+    fresh_file,
+    progress_line,
+    write_config,
 )
-
-
-class RunError(RuntimeError):
-    """A run that cannot start or go on; the message says why and what to do."""
-
-
-@gin.configurable
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """The frozen model: where its checkpoint is and how to execute it.
-
-    `name` (e.g. "t5_1_1_base") is optional; when given, the checkpoint's shapes
-    must match that named architecture.
-    """
-
-    checkpoint_path: str = gin.REQUIRED
-    name: str | None = None
-    dtype: str = "float32"
-    param_dtype: str = "float32"
-    remat_policy: str = "none"
-    scan_layers: bool = False
-    dropout_rate: float = 0.0
-
-
-@gin.configurable
-@dataclasses.dataclass(frozen=True)
-class PromptSpec:
-    """Length, initialiser and position of the soft prompt."""
-
-    length: int = 100
-    init: Callable[..., prompts.PromptInit] = gin.REQUIRED
-    position: str = "prefix"
-
-
-@gin.configurable
-@dataclasses.dataclass(frozen=True)
-class DataSpec:
-    """Which task, how long its features are, and how it is batched."""
-
-    mixture_or_task_name: str = gin.REQUIRED
-    task_feature_lengths: Mapping[str, int] = gin.REQUIRED
-    batch_size: int = 32
-    seed: int = 0
-    train_split: str = "train"
-    eval_split: str = "validation"
-    # Independent input streams; fix it to make runs on different numbers of
-    # processes see identical batches (None: one per process).
-    data_shards: int | None = None
-
-
-# ---------------------------------------------------------------- prompt inits
-# Each factory gets what any initialiser could need and returns a PromptInit.
-
-
-@gin.configurable
-def random_uniform_init(*, scale: float = 0.5, **_) -> prompts.PromptInit:
-    return prompts.random_uniform(scale)
-
-
-@gin.configurable
-def sampled_vocab_init(
-    *, embedding: np.ndarray, num_tokens: int = prompts.NUM_FREQUENT_TOKENS, **_
-) -> prompts.PromptInit:
-    return prompts.sampled_vocab(embedding, num_tokens)
-
-
-@gin.configurable
-def class_labels_init(
-    *,
-    embedding: np.ndarray,
-    vocabulary: seqio.Vocabulary,
-    task_labels: Sequence[str] | None,
-    labels: Sequence[str] | None = None,
-    **_,
-) -> prompts.PromptInit:
-    """Class-label init; `labels=None` uses the task's own label strings."""
-    labels = labels or task_labels
-    if not labels:
-        raise RunError(
-            "class_labels init needs label strings: the task declares none, so set "
-            "CLASS_LABELS (e.g. --gin.CLASS_LABELS=\"['negative','positive']\")."
-        )
-    ids = [list(vocabulary.encode(label)) for label in labels]
-    return prompts.class_labels(embedding, ids)
-
-
-@gin.configurable
-def from_text_init(
-    *, embedding: np.ndarray, vocabulary: seqio.Vocabulary, text: str = gin.REQUIRED, **_
-) -> prompts.PromptInit:
-    return prompts.from_text(embedding, list(vocabulary.encode(text)))
-
-
-@gin.configurable
-def from_file_init(*, path: str = gin.REQUIRED, **_) -> prompts.PromptInit:
-    return prompts.from_file(path)
-
-
-# --------------------------------------------------------------- shared set-up
-
-
-def load_frozen(spec: ModelSpec, mesh: jax.sharding.Mesh) -> tuple[T5Config, Any]:
-    """Loads the checkpoint into its shards and applies the execution options."""
-    if not spec.checkpoint_path:
-        raise RunError(
-            "No frozen model checkpoint: set INITIAL_CHECKPOINT_PATH (a gin/models/*.gin file "
-            "does, or pass --gin.INITIAL_CHECKPOINT_PATH=PATH)."
-        )
-    config, frozen = checkpoints.load(spec.checkpoint_path, dtype=spec.param_dtype, mesh=mesh)
-    if spec.name:
-        expected = get_config(spec.name)
-        wrong = [
-            f"{f}: checkpoint {getattr(config, f)} vs {spec.name} {getattr(expected, f)}"
-            for f in _ARCHITECTURE
-            if getattr(config, f) != getattr(expected, f)
-        ]
-        if wrong:
-            raise RunError(
-                f"Checkpoint {spec.checkpoint_path} does not match model {spec.name!r}: "
-                + "; ".join(wrong)
-            )
-    config = config.replace(
-        dtype=spec.dtype, param_dtype=spec.param_dtype, remat_policy=spec.remat_policy,
-        scan_layers=spec.scan_layers, dropout_rate=spec.dropout_rate,
-    )
-    if config.scan_layers:
-        frozen = stack_layers(frozen, config)
-    return config, frozen
-
-
-def check_vocabulary(task: seqio.Task | seqio.Mixture, config: T5Config) -> seqio.Vocabulary:
-    """The task's vocabulary must index the model's embedding table."""
-    vocabulary = task.output_features["inputs"].vocabulary
-    size = vocabulary.vocab_size
-    # Checkpoints pad the embedding table (e.g. 32100 -> 32128); more is a mismatch.
-    if not size <= config.vocab_size < size + 1024:
-        raise RunError(
-            f"Vocabulary mismatch: task {task.name!r} uses a vocabulary of {size} tokens but the "
-            f"model's embedding table has {config.vocab_size} rows. Use the task variant built "
-            "for this model's vocabulary."
-        )
-    return vocabulary
-
-
-def sub_tasks(task: seqio.Task | seqio.Mixture) -> list[seqio.Task]:
-    """The tasks of a mixture, or the task itself."""
-    return task.tasks if isinstance(task, seqio.Mixture) else [task]
-
-
-def task_labels(task: seqio.Task | seqio.Mixture) -> tuple[str, ...] | None:
-    """The label strings a classification task declares (None for generative tasks)."""
-    return data_registry.class_labels(task.name)
-
-
-# -------------------------------------------------------------------- model dir
-
-CONFIG_FILE = "config.gin"
-# Bindings that may change when a run is resumed (e.g. to train longer).
-_RESUMABLE_CHANGES = ("TRAIN_STEPS", "train.train_steps", "train.log_every", "train.eval_every")
-
-
-def _run_identity(config_text: str) -> list[str]:
-    return [
-        line for line in config_text.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-        and not line.split("=")[0].strip().startswith(_RESUMABLE_CHANGES)
-    ]
-
-
-def check_model_dir(model_dir: str, config_text: str) -> bool:
-    """Whether MODEL_DIR already holds this run; raises if it holds a different one."""
-    path = epath.Path(model_dir) / CONFIG_FILE
-    if not path.exists():
-        return False
-    old, new = _run_identity(path.read_text()), _run_identity(config_text)
-    if old != new:
-        changed = sorted(set(old).symmetric_difference(new))[:6]
-        raise RunError(
-            f"MODEL_DIR {model_dir} holds a different run (its {CONFIG_FILE} differs in: "
-            + " | ".join(changed)
-            + "). Use a new MODEL_DIR, or re-run with the same config to resume."
-        )
-    return True
-
-
-def write_config(model_dir: str, config_text: str) -> None:
-    """Records the run's exact gin config (process 0; temp file then rename)."""
-    if jax.process_index() != 0:
-        return
-    path = epath.Path(model_dir) / CONFIG_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{CONFIG_FILE}.tmp"
-    tmp.write_text(config_text)
-    tmp.rename(path)
-
-
-class MetricsWriter:
-    """Appends one JSON object per record to `MODEL_DIR/metrics.jsonl`."""
-
-    def __init__(self, model_dir: str):
-        self._path = epath.Path(model_dir) / "metrics.jsonl"
-        self._enabled = jax.process_index() == 0
-
-    def write(self, step: int, kind: str, values: Mapping[str, float]) -> None:
-        if self._enabled:
-            record = {"step": step, "kind": kind, **{k: float(v) for k, v in values.items()}}
-            with self._path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-
-
-def _progress(step: int, total: int, loss: float, steps_per_s: float, tokens_per_s: float) -> str:
-    eta = (total - step) / steps_per_s if steps_per_s > 0 else float("inf")
-    eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if np.isfinite(eta) else "?"
-    return (
-        f"step {step}/{total}  loss {loss:.4f}  {steps_per_s:.2f} steps/s  "
-        f"{tokens_per_s:,.0f} tokens/s  ETA {eta_text}"
-    )
-
+from prompt_tuning.specs import (
+    DataSpec,
+    ModelSpec,
+    PromptSpec,
+    check_vocabulary,
+    load_frozen,
+    sub_tasks,
+    task_labels,
+)
 
 # ------------------------------------------------------------------------ train
 
@@ -447,7 +224,7 @@ def train(
                         writer.write(s, "train", m)
                         window_tokens += m["tokens"]
                     elapsed = time.perf_counter() - window_start
-                    print_fn(_progress(
+                    print_fn(progress_line(
                         step, train_steps, float(fetched[-1][1]["loss"]),
                         len(fetched) / elapsed, window_tokens / elapsed,
                     ))
@@ -608,9 +385,9 @@ def evaluate(
         print_fn(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
     if output_dir and jax.process_index() == 0:
         stem = f"{task.name}.{data.eval_split}"
-        out = _fresh_file(epath.Path(output_dir) / "eval", stem, ".metrics.json")
+        out = fresh_file(epath.Path(output_dir) / "eval", stem, ".metrics.json")
         out.write_text(json.dumps(report, indent=2))
-        predictions = _fresh_file(epath.Path(output_dir) / "eval", stem, ".predictions.jsonl")
+        predictions = fresh_file(epath.Path(output_dir) / "eval", stem, ".predictions.jsonl")
         predictions.write_text(
             "".join(
                 json.dumps({**r, "prompt": names[r["prompt"]]}) + "\n" for r in result.predictions
@@ -635,53 +412,6 @@ def _stack_prompt_files(paths: Sequence[str], config: T5Config) -> dict[str, jax
     stacked = {name: np.stack([x[name] for x in loaded]) for name in first}
     # Task names (of multi-task files) stay host strings; evaluation picks rows by them.
     return {name: x if x.dtype.kind == "U" else jnp.asarray(x) for name, x in stacked.items()}
-
-
-def init_distributed() -> None:
-    """Joins a multi-process JAX job when the launcher asks for one.
-
-    `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID` name the
-    job explicitly (GPU clusters, or several processes on one machine);
-    `PROMPT_TUNING_MULTIHOST=1` lets JAX detect it (TPU pods, SLURM).
-    """
-    address = os.environ.get("JAX_COORDINATOR_ADDRESS")
-    if address:
-        if os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
-            # Cross-process collectives on CPU need an explicit implementation.
-            jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(
-            address,
-            num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
-            process_id=int(os.environ["JAX_PROCESS_ID"]),
-        )
-    elif os.environ.get("PROMPT_TUNING_MULTIHOST") == "1":
-        jax.distributed.initialize()
-
-
-def run_main(job: Callable[[], Any], argv: Sequence[str]) -> int:
-    """Shared CLI body: parse gin flags, run the job, turn known errors into one line."""
-    from prompt_tuning import gin_utils
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    init_distributed()
-    try:
-        args = gin_utils.parse_flags(argv)
-        gin_utils.parse(args.gin_file, args.gin_bindings, args.gin_search_paths)
-        try:
-            job()
-        except RuntimeError as e:
-            if "Required bindings" in str(e):
-                raise gin_utils.required_error(e) from e
-            raise
-    except (gin_utils.GinConfigError, RunError, checkpoints.CheckpointError, ValueError,
-            FileNotFoundError, run_lock.ModelDirLocked) as e:
-        # gin appends "In call to configurable ..." to errors raised inside a job.
-        message = str(e).split("\n  In call to configurable")[0]
-        print(f"error: {message}", flush=True)
-        return 2
-    return 0
-
 
 # ------------------------------------------------------------------------ infer
 
@@ -772,16 +502,8 @@ def infer(
         row["inputs"] = vocabulary.decode(ex.inputs.tolist())
         row["target"] = ex.target_text
     if jax.process_index() == 0:
-        out = _fresh_file(epath.Path(output_dir) / "infer", f"{task.name}.{split}", ".jsonl")
+        out = fresh_file(epath.Path(output_dir) / "infer", f"{task.name}.{split}", ".jsonl")
         out.write_text("".join(json.dumps(row) + "\n" for row in rows))
         print_fn(f"Wrote {len(rows)} predictions to {out}")
     return rows
 
-
-def _fresh_file(directory: epath.Path, stem: str, suffix: str) -> epath.Path:
-    """A path in `directory` that does not exist yet: results are never overwritten."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path, n = directory / f"{stem}{suffix}", 1
-    while path.exists():
-        path, n = directory / f"{stem}.{n}{suffix}", n + 1
-    return path

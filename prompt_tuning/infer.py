@@ -2,11 +2,11 @@
 
 import sys
 
-from prompt_tuning import experiment
+from prompt_tuning import cli, experiment
 
 
 def main(argv: list[str] | None = None) -> int:
-    return experiment.run_main(experiment.infer, sys.argv[1:] if argv is None else argv)
+    return cli.run_main(experiment.infer, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

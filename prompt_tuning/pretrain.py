@@ -5,12 +5,12 @@ Pretrains every parameter of a T5 (see `prompt_tuning.pretraining.full_training`
 
 import sys
 
-from prompt_tuning import experiment
+from prompt_tuning import cli
 from prompt_tuning.pretraining import full_training
 
 
 def main(argv: list[str] | None = None) -> int:
-    return experiment.run_main(full_training.pretrain, sys.argv[1:] if argv is None else argv)
+    return cli.run_main(full_training.pretrain, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -380,7 +380,7 @@ def test_pretrain_from_checkpoint_starts_from_its_params(tiny_corpus, tmp_path):
 def test_pretrain_rejects_checkpoint_of_another_architecture(tiny_corpus, tmp_path):
     from tiny import write_checkpoint
 
-    from prompt_tuning.experiment import RunError
+    from prompt_tuning.errors import RunError
 
     start = write_checkpoint(tmp_path / "start")
     with pytest.raises(RunError, match="d_model: 16 vs 32"):

@@ -125,7 +125,7 @@ def test_squad_to_all_out_of_domain_sets():
 @pytest.mark.slow
 def test_engine_evaluates_a_prompt_zero_shot_with_translation():
     """A prompt on a tiny random T5, scored by the engine on the zero-shot mixture."""
-    from prompt_tuning import evaluation, experiment
+    from prompt_tuning import evaluation, experiment, specs
     from prompt_tuning.models import T5, T5Config, init_params
 
     config = T5Config(
@@ -141,7 +141,7 @@ def test_engine_evaluates_a_prompt_zero_shot_with_translation():
     model, params = T5(config), init_params(config, jax.random.key(0))
     prompt = jax.random.uniform(jax.random.key(1), (1, 5, 16), minval=-0.5, maxval=0.5)
     mixture = seqio.get_mixture_or_task("glue_mrpc_from_qqp_zeroshot_v002")
-    data = experiment.DataSpec(
+    data = specs.DataSpec(
         mixture_or_task_name=mixture.name, task_feature_lengths={"inputs": 64, "targets": 8}
     )
     (results,) = experiment.evaluate_prompts(

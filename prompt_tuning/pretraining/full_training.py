@@ -28,8 +28,9 @@ import numpy as np
 import optax
 from etils import epath
 
-from prompt_tuning import checkpoints, experiment, input_pipeline, trainer
+from prompt_tuning import checkpoints, input_pipeline, run_dir, specs, trainer
 from prompt_tuning.checkpoints import state as run_state
+from prompt_tuning.errors import RunError
 from prompt_tuning.models import T5, T5Config, init_params
 
 Params = Any
@@ -132,11 +133,11 @@ def _starting_params(config: T5Config, init_checkpoint: str | None, seed: int) -
     loaded, params = checkpoints.load(init_checkpoint, dtype="float32")
     wrong = [
         f"{f}: {getattr(loaded, f)} vs {getattr(config, f)}"
-        for f in experiment._ARCHITECTURE
+        for f in specs.ARCHITECTURE
         if getattr(loaded, f) != getattr(config, f)
     ]
     if wrong:
-        raise experiment.RunError(
+        raise RunError(
             f"Checkpoint {init_checkpoint} does not match the configured model: " + "; ".join(wrong)
         )
     return params
@@ -181,13 +182,13 @@ def pretrain(
     # Orbax needs absolute paths: a relative MODEL_DIR failed at the first save.
     model_dir = checkpoints.paths.normalize(model_dir)
     config_text = gin.config_str()
-    resuming = experiment.check_model_dir(model_dir, config_text)
+    resuming = run_dir.check_model_dir(model_dir, config_text)
     final = epath.Path(model_dir) / f"checkpoint_{train_steps}"
     if final.exists():
         print_fn(f"{final} exists: this run is complete.")
         return str(final)
     task = input_pipeline.get_task_or_mixture(mixture_or_task_name)
-    experiment.check_vocabulary(task, config)
+    specs.check_vocabulary(task, config)
     optimizer = optimizer or make_pretraining_optimizer()
     state = init_state(_starting_params(config, init_checkpoint, seed), optimizer)
 
@@ -201,7 +202,7 @@ def pretrain(
         start, state, _ = restored
         print_fn(f"Resuming from step {start} in {model_dir}.")
     else:
-        experiment.write_config(model_dir, config_text)
+        run_dir.write_config(model_dir, config_text)
 
     step_fn = jax.jit(
         make_full_train_step(T5(config), optimizer, loss, dropout=config.dropout_rate > 0),
@@ -210,7 +211,7 @@ def pretrain(
     dataset = input_pipeline.train_dataset(
         mixture_or_task_name, task_feature_lengths, batch_size, seed=seed, start_step=start
     )
-    writer = experiment.MetricsWriter(model_dir)
+    writer = run_dir.MetricsWriter(model_dir)
     rng = jax.random.PRNGKey(seed + 1)
     batches = dataset.as_numpy_iterator()
     pending: list[tuple[int, dict[str, jax.Array]]] = []
@@ -224,7 +225,7 @@ def pretrain(
             fetched, pending = jax.device_get(pending), []
             for s, values in fetched:
                 if not np.isfinite(values["loss"]):
-                    raise experiment.RunError(
+                    raise RunError(
                         f"Loss is {values['loss']} at step {s}: stopping. The last good state "
                         f"in {model_dir} is kept (step {checkpointer.latest_step() or 'none yet'})."
                     )
@@ -232,7 +233,7 @@ def pretrain(
             elapsed = time.perf_counter() - window_start
             tokens = sum(float(values["tokens"]) for _, values in fetched)
             print_fn(
-                experiment._progress(
+                run_dir.progress_line(
                     step,
                     train_steps,
                     float(fetched[-1][1]["loss"]),

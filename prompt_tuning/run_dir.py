@@ -1,0 +1,91 @@
+"""A run's MODEL_DIR and output: its recorded config, metrics log, progress line, result files.
+
+A run records its exact gin config in `MODEL_DIR/config.gin`; a later run in
+the same directory resumes only if its config matches (up to the bindings
+that may change on resume). Metrics go to `MODEL_DIR/metrics.jsonl`, one JSON
+object per record; result files are never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+
+import jax
+import numpy as np
+from etils import epath
+
+from prompt_tuning.errors import RunError
+
+CONFIG_FILE = "config.gin"
+# Bindings that may change when a run is resumed (e.g. to train longer).
+_RESUMABLE_CHANGES = ("TRAIN_STEPS", "train.train_steps", "train.log_every", "train.eval_every")
+
+
+def _run_identity(config_text: str) -> list[str]:
+    return [
+        line for line in config_text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+        and not line.split("=")[0].strip().startswith(_RESUMABLE_CHANGES)
+    ]
+
+
+def check_model_dir(model_dir: str, config_text: str) -> bool:
+    """Whether MODEL_DIR already holds this run; raises if it holds a different one."""
+    path = epath.Path(model_dir) / CONFIG_FILE
+    if not path.exists():
+        return False
+    old, new = _run_identity(path.read_text()), _run_identity(config_text)
+    if old != new:
+        changed = sorted(set(old).symmetric_difference(new))[:6]
+        raise RunError(
+            f"MODEL_DIR {model_dir} holds a different run (its {CONFIG_FILE} differs in: "
+            + " | ".join(changed)
+            + "). Use a new MODEL_DIR, or re-run with the same config to resume."
+        )
+    return True
+
+
+def write_config(model_dir: str, config_text: str) -> None:
+    """Records the run's exact gin config (process 0; temp file then rename)."""
+    if jax.process_index() != 0:
+        return
+    path = epath.Path(model_dir) / CONFIG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{CONFIG_FILE}.tmp"
+    tmp.write_text(config_text)
+    tmp.rename(path)
+
+
+class MetricsWriter:
+    """Appends one JSON object per record to `MODEL_DIR/metrics.jsonl`."""
+
+    def __init__(self, model_dir: str):
+        self._path = epath.Path(model_dir) / "metrics.jsonl"
+        self._enabled = jax.process_index() == 0
+
+    def write(self, step: int, kind: str, values: Mapping[str, float]) -> None:
+        if self._enabled:
+            record = {"step": step, "kind": kind, **{k: float(v) for k, v in values.items()}}
+            with self._path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def progress_line(step: int, total: int, loss: float, steps_per_s: float, tokens_per_s: float) -> str:
+    """One log line: step, loss, throughput and the time left at this pace."""
+    eta = (total - step) / steps_per_s if steps_per_s > 0 else float("inf")
+    eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if np.isfinite(eta) else "?"
+    return (
+        f"step {step}/{total}  loss {loss:.4f}  {steps_per_s:.2f} steps/s  "
+        f"{tokens_per_s:,.0f} tokens/s  ETA {eta_text}"
+    )
+
+
+def fresh_file(directory: epath.Path, stem: str, suffix: str) -> epath.Path:
+    """A path in `directory` that does not exist yet: results are never overwritten."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path, n = directory / f"{stem}{suffix}", 1
+    while path.exists():
+        path, n = directory / f"{stem}.{n}{suffix}", n + 1
+    return path
