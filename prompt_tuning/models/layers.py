@@ -282,9 +282,14 @@ class MultiHeadAttention(nn.Module):
             key = jnp.concatenate([prefix[:, 0], key], axis=1)
             value = jnp.concatenate([prefix[:, 1], value], axis=1)
 
-        if self.deterministic or cfg.dropout_rate == 0.0:
+        # Under remat, chosen to save memory, jax's fused attention needs 5.5 GiB more
+        # for a T5 1.1 XXL step in bfloat16 than the spelled-out form, which keeps the
+        # softmax weights in the activation dtype (benchmarks/memory.py: 78.7 against
+        # 73.2 GiB). Without remat the fused form is the faster one (docs/performance.md).
+        fused = cfg.remat_policy == "none" and (self.deterministic or cfg.dropout_rate == 0.0)
+        if fused:
             out = _fused_attention(query, key, value, biases)
-        else:  # dropout on the attention weights needs them spelled out
+        else:  # dropout on the attention weights, or remat
             logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
             for bias in biases:
                 logits = logits + bias
