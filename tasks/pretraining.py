@@ -12,6 +12,23 @@ and join them into chunks (`prompt_tuning.pretraining.objectives`). The corpus
 folder is the repository's `corpus/`, or `$PROMPT_TUNING_CORPUS_DIR` when set;
 its text files are not in git, so a missing corpus is reported when a dataset
 is first built, with the command that builds it.
+
+The shipped model is pretrained the way T5 1.0 was: span corruption mixed with
+supervised text-to-text tasks, so its frozen decoder already emits label words
+from what the encoder read. Each supervised task has its own prefix, none the
+demo task's `sentiment sentence:`:
+
+  polarity_word    polarity word: grieving                  -> negative
+                   (VADER's lexicon: human word ratings, not sentence labels)
+  tone_text        tone text: <a general-corpus sentence>    -> positive | negative
+                   (VADER's rule-based pseudo-label; never movie-review text)
+  product_review   product review: <Amazon review snippet>   -> positive | negative
+                   (the bundled product_sentiment files, every split: product
+                   reviews are then no longer a zero-shot target)
+  shipped_t5_mixture
+                   corpus_span_corruption_reviews + the three, at MIXTURE_RATES
+
+`scripts/build_supervised.py` writes the first two into `<corpus>/supervised/`.
 """
 
 from __future__ import annotations
@@ -24,6 +41,8 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from prompt_tuning.data import bundled
+from prompt_tuning.data.registry import register_classification
 from prompt_tuning.data.vocab import output_features
 from prompt_tuning.pretraining import objectives
 
@@ -107,3 +126,73 @@ _register(SPAN_CORRUPTION, objectives.span_corruption)
 _register(LM_ADAPTATION, objectives.prefix_lm)
 _register(SPAN_CORRUPTION_REVIEWS, objectives.span_corruption, {REVIEW_FILE: REVIEW_REPEATS})
 _register(LM_ADAPTATION_REVIEWS, objectives.prefix_lm, {REVIEW_FILE: REVIEW_REPEATS})
+
+
+LABELS = ("negative", "positive")
+SUPERVISED_DIR = "supervised"
+COLUMNS = ("idx", "id", "label", "rating", "text")
+SHIPPED_MIXTURE = "shipped_t5_mixture"
+# Half of every batch is span corruption, half label words: enough unsupervised
+# text to keep the encoder general, enough supervision for the decoder's read-out.
+MIXTURE_RATES = {
+    SPAN_CORRUPTION_REVIEWS: 0.5,
+    "tone_text": 0.2,
+    "polarity_word": 0.15,
+    "product_review": 0.15,
+}
+
+
+def _supervised_lines(name: str, split: str, shuffle_files: bool, seed: int | None = None):
+    """The data lines of `<corpus>/supervised/<name>.tsv` (built by scripts/build_supervised.py)."""
+    del shuffle_files, seed  # one file; seqio's shuffle buffer mixes its hash-ordered rows
+    if split != "train":
+        raise ValueError(f"Pretraining task {name!r} has only a 'train' split, not {split!r}.")
+    path = corpus_dir() / SUPERVISED_DIR / f"{name}.tsv"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist. Build it with `python scripts/build_supervised.py` "
+            "(after `python scripts/build_corpus.py`)."
+        )
+    return tf.data.TextLineDataset(str(path)).skip(1)
+
+
+def _register_supervised(name: str, source: seqio.DataSource, prefix: str, key: str) -> None:
+    if name in seqio.TaskRegistry.names():
+        return
+    register_classification(
+        name,
+        source,
+        prefix=prefix,
+        keys=(key,),
+        label_names=LABELS,
+        preformat=(
+            functools.partial(
+                bundled.parse_tsv, columns=COLUMNS, text_fields={"text": key}, label_names=LABELS
+            ),
+        ),
+    )
+
+
+for _file, _prefix, _key in (("polarity_word", "polarity", "word"), ("tone_text", "tone", "text")):
+    _register_supervised(
+        _file,
+        seqio.FunctionDataSource(functools.partial(_supervised_lines, _file), splits=["train"]),
+        _prefix,
+        _key,
+    )
+_register_supervised(
+    "product_review",
+    seqio.TextLineDataSource(
+        {
+            "train": [
+                str(bundled.bundled_dir("sentiment") / f"product_{s}.tsv")
+                for s in ("validation", "test")
+            ]
+        },
+        skip_header_lines=1,
+    ),
+    "product",
+    "review",
+)
+if SHIPPED_MIXTURE not in seqio.MixtureRegistry.names():
+    seqio.MixtureRegistry.add(SHIPPED_MIXTURE, list(MIXTURE_RATES.items()))

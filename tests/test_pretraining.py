@@ -377,6 +377,21 @@ def test_pretrain_from_checkpoint_starts_from_its_params(tiny_corpus, tmp_path):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+def test_pretrain_starts_from_an_embedding_file(tiny_corpus, tmp_path):
+    from prompt_tuning import checkpoints
+    from prompt_tuning.errors import RunError
+
+    config = _tiny_config()
+    table = np.random.default_rng(0).standard_normal((config.vocab_size, config.d_model))
+    np.save(tmp_path / "embeddings.npy", table.astype(np.float32))
+    out = _pretrain(tmp_path / "zero", 0, init_embeddings=str(tmp_path / "embeddings.npy"))
+    _, exported = checkpoints.load(out)
+    np.testing.assert_array_equal(exported["token_embedder"]["embedding"], table.astype(np.float32))
+    np.save(tmp_path / "narrow.npy", table[:, :-1].astype(np.float32))
+    with pytest.raises(RunError, match=r"has shape \(32128, 15\); the model needs \(32128, 16\)"):
+        _pretrain(tmp_path / "narrow", 0, init_embeddings=str(tmp_path / "narrow.npy"))
+
+
 def test_pretrain_rejects_checkpoint_of_another_architecture(tiny_corpus, tmp_path):
     from tiny import write_checkpoint
 

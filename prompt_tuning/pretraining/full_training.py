@@ -126,10 +126,21 @@ def _abstract_state(state: FullTrainState) -> Any:
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state)
 
 
-def _starting_params(config: T5Config, init_checkpoint: str | None, seed: int) -> Params:
-    """Random T5 1.1 init of `config`, or the params of `init_checkpoint` (same architecture)."""
+def _starting_params(
+    config: T5Config, init_checkpoint: str | None, seed: int, init_embeddings: str | None = None
+) -> Params:
+    """Random T5 1.1 init of `config`, or the params of `init_checkpoint` (same architecture).
+
+    `init_embeddings` (a `[vocab, d_model]` .npy, e.g. from scripts/minilm_embeddings.py)
+    replaces the random token embedding of a fresh init.
+    """
     if not init_checkpoint:
-        return init_params(config, jax.random.key(seed))
+        params = init_params(config, jax.random.key(seed))
+        if init_embeddings:
+            params = _with_embeddings(params, init_embeddings)
+        return params
+    if init_embeddings:
+        raise RunError("Give init_checkpoint or init_embeddings, not both.")
     loaded, params = checkpoints.load(init_checkpoint, dtype="float32")
     wrong = [
         f"{f}: {getattr(loaded, f)} vs {getattr(config, f)}"
@@ -141,6 +152,15 @@ def _starting_params(config: T5Config, init_checkpoint: str | None, seed: int) -
             f"Checkpoint {init_checkpoint} does not match the configured model: " + "; ".join(wrong)
         )
     return params
+
+
+def _with_embeddings(params: Params, path: str) -> Params:
+    """`params` with `token_embedder/embedding` read from the .npy at `path` (shape checked)."""
+    table = np.load(path)
+    expected = params["token_embedder"]["embedding"].shape
+    if table.shape != expected:
+        raise RunError(f"Embedding file {path} has shape {table.shape}; the model needs {expected}.")
+    return {**params, "token_embedder": {"embedding": jnp.asarray(table, jnp.float32)}}
 
 
 def export(params: Params, model_dir: str, step: int, dtype: str) -> str:
@@ -159,6 +179,7 @@ def pretrain(
     batch_size: int = gin.REQUIRED,
     train_steps: int = gin.REQUIRED,
     init_checkpoint: str | None = None,
+    init_embeddings: str | None = None,
     seed: int = 0,
     optimizer: optax.GradientTransformation | None = None,
     loss: trainer.LossConfig | None = None,
@@ -174,6 +195,8 @@ def pretrain(
       config: the architecture (and activation dtype) to train.
       init_checkpoint: start from these params instead of a random init (LM
         adaptation starts from the span-corruption export).
+      init_embeddings: a `[vocab, d_model]` .npy replacing the random init's token
+        embedding (the shipped model starts from MiniLM's, scripts/minilm_embeddings.py).
       export_dtype: dtype of the final T5X checkpoint ('bfloat16' halves its size).
 
     Returns:
@@ -190,7 +213,9 @@ def pretrain(
     task = input_pipeline.get_task_or_mixture(mixture_or_task_name)
     specs.check_vocabulary(task, config)
     optimizer = optimizer or make_pretraining_optimizer()
-    state = init_state(_starting_params(config, init_checkpoint, seed), optimizer)
+    state = init_state(
+        _starting_params(config, init_checkpoint, seed, init_embeddings), optimizer
+    )
 
     # Not MODEL_DIR/state: a T5X reader would take MODEL_DIR for an Orbax checkpoint folder.
     checkpointer = run_state.StateCheckpointer(

@@ -1,0 +1,133 @@
+"""The supervised pretraining files (scripts/build_supervised.py) and their tasks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import seqio
+
+from prompt_tuning.data import t5_vocabulary
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
+SUPERVISED = REPO / "corpus" / "supervised"
+
+
+@pytest.fixture
+def bs(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    import build_supervised
+
+    return build_supervised
+
+
+def test_word_rows_keep_clear_single_words_only(bs, tmp_path):
+    lexicon = tmp_path / "vader_lexicon.txt"
+    lexicon.write_text(
+        ":)\t2.0\t0.5\t[2]\n"  # an emoticon: not a word
+        "charming\t2.2\t0.4\t[2]\n"
+        "meh\t-0.6\t0.5\t[-1]\n"  # inside the neutral band
+        "grieving\t-2.3\t0.6\t[-2]\n"
+        "can't stand\t-2.0\t0.6\t[-2]\n",  # a phrase
+        encoding="utf-8",
+    )
+    rows = bs.word_rows(lexicon)
+    assert sorted((row[3], row[1], row[2]) for row in rows) == [
+        ("charming", "positive", "2.2"),
+        ("grieving", "negative", "-2.3"),
+    ]
+    assert {row[0] for row in rows} == {"vader_lexicon:2", "vader_lexicon:4"}
+
+
+class _Analyser:
+    """Stands in for VADER's analyser: the compound score is read off the sentence."""
+
+    def polarity_scores(self, sentence: str) -> dict[str, float]:
+        return {"compound": 0.9 if "glad" in sentence else -0.9 if "sad" in sentence else 0.0}
+
+
+def test_tone_rows_balance_classes_and_skip_the_movie_text(bs, tmp_path, monkeypatch):
+    lines = {
+        "brown.txt": "We were glad to see them all again. We were sad to see them all leave.",
+        "sotu.txt": "The people are glad of the new roads today. The weather was mild today in town.",
+        "moby_dick.txt": "Too short. The sailors were glad when the long voyage was done.",
+        "wordnet.txt": "Some words about nothing in particular here.",
+        "movie_train.txt": "A sad , sad film that never finds its way home .",
+    }
+    for name, text in lines.items():
+        (tmp_path / name).write_text(text + "\n", encoding="utf-8")
+    rows = bs.tone_rows(tmp_path, _Analyser())
+    labels = [row[1] for row in rows]
+    assert labels.count("positive") == labels.count("negative") == 1
+    assert all("film" not in row[3] for row in rows)
+    assert {row[0].split(":")[0] for row in rows} <= set(bs.TONE_SOURCES)
+
+
+def test_sentences_split_at_stops_before_capitals(bs, tmp_path, monkeypatch):
+    monkeypatch.setattr(bs, "TONE_SOURCES", ("a.txt",))
+    (tmp_path / "a.txt").write_text(
+        'He said it was fine, as ever. "Not so," she said to all of them. Mr. Smith was late.\n',
+        encoding="utf-8",
+    )
+    assert [s for _, s in bs.sentences(tmp_path)] == [
+        "He said it was fine, as ever.", '"Not so," she said to all of them.'
+    ]  # fmt: skip
+
+
+def test_manifest_records_the_files():
+    manifest = json.loads((SUPERVISED / "manifest.json").read_text(encoding="utf-8"))
+    assert set(manifest["files"]) == {"polarity_word.tsv", "tone_text.tsv"}
+    assert "movie_train.txt" not in manifest["corpus_sha256"]
+    for entry in manifest["files"].values():
+        assert entry["examples"] == entry["positive"] + entry["negative"]
+
+
+@pytest.mark.slow
+def test_rebuild_matches_the_manifest(tmp_path):
+    """Downloads the VADER sdist (pip) and rebuilds from the corpus (built first if missing)."""
+    corpus = REPO / "corpus"
+    if not (corpus / "brown.txt").is_file():
+        subprocess.run([sys.executable, str(SCRIPTS / "build_corpus.py")], check=True, cwd=tmp_path)
+    out = tmp_path / "supervised"
+    subprocess.run(
+        [sys.executable, str(SCRIPTS / "build_supervised.py"), "--out", str(out)],
+        check=True, capture_output=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert (out / "manifest.json").read_bytes() == (SUPERVISED / "manifest.json").read_bytes()
+
+
+def test_supervised_tasks_have_their_own_prefixes(tmp_path, monkeypatch):
+    import prompt_tuning.tasks.pretraining as tasks
+
+    (tmp_path / tasks.SUPERVISED_DIR).mkdir()
+    header = "\t".join(tasks.COLUMNS)
+    (tmp_path / tasks.SUPERVISED_DIR / "polarity_word.tsv").write_text(
+        f"{header}\n0\tvader_lexicon:1\tnegative\t-2.3\tgrieving\n", encoding="utf-8"
+    )
+    (tmp_path / tasks.SUPERVISED_DIR / "tone_text.tsv").write_text(
+        f"{header}\n0\tbrown.txt:1:0\tpositive\t0.9\tWe were glad to see them.\n", encoding="utf-8"
+    )
+    monkeypatch.setenv(tasks.CORPUS_ENV, str(tmp_path))
+    vocab = t5_vocabulary()
+
+    def first(name: str) -> tuple[str, str]:
+        dataset = seqio.get_mixture_or_task(name).get_dataset(
+            {"inputs": 64, "targets": 4}, split="train", shuffle=False, num_epochs=1
+        )
+        example = next(dataset.as_numpy_iterator())
+        return vocab.decode(example["inputs"].tolist()), vocab.decode(example["targets"].tolist())
+
+    assert first("polarity_word") == ("polarity word: grieving", "negative")
+    assert first("tone_text") == ("tone text: We were glad to see them.", "positive")
+    inputs, target = first("product_review")
+    assert inputs.startswith("product review: ") and target in tasks.LABELS
+    mixture = seqio.get_mixture_or_task(tasks.SHIPPED_MIXTURE)
+    rates = {task.name: mixture.get_rate(task) for task in mixture.tasks}
+    assert rates == tasks.MIXTURE_RATES
+    assert not any(name.startswith("movie") for name in rates)
+    np.testing.assert_allclose(sum(rates.values()), 1.0)
