@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -33,7 +32,8 @@ from prompt_tuning import (
     trainer,
 )
 from prompt_tuning.checkpoints import state as run_state
-from prompt_tuning.data import rank_classification
+from prompt_tuning.data import rank_classification, registry, user_rows
+from prompt_tuning.data.preprocessors import UNKNOWN_LABEL
 from prompt_tuning.errors import RunError
 from prompt_tuning.models import T5, T5Config
 from prompt_tuning.run_dir import (
@@ -125,7 +125,9 @@ def train(
     """
     # Everything is validated before the first byte is written to MODEL_DIR.
     if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
-        raise RunError(f"TRAIN_STEPS (train.train_steps) must be a positive integer, got {train_steps!r}.")
+        raise RunError(
+            f"TRAIN_STEPS (train.train_steps) must be a positive integer, got {train_steps!r}."
+        )
     config_text = gin.config_str()
     resuming = check_model_dir(model_dir, config_text)
     mesh = mesh or partitioning.make_mesh()
@@ -143,18 +145,33 @@ def train(
         return methods.file_content(methods.export(method, partitioning.fetch_replicated(params)))
 
     # A fresh run's prompt initialiser is checked before anything is written.
-    initial = None if resuming else _initial_state(
-        prompt, method, config, data.seed, frozen, vocabulary, task, optimizer, replicated
+    initial = (
+        None
+        if resuming
+        else _initial_state(
+            prompt, method, config, data.seed, frozen, vocabulary, task, optimizer, replicated
+        )
     )
     with run_lock.hold(model_dir, enabled=jax.process_index() == 0):
         checkpointer = run_state.StateCheckpointer(model_dir, max_to_keep=keep_states)
-        restored = checkpointer.restore_latest_good(
-            _abstract_state(prompt, method, config, optimizer, replicated)
-        ) if resuming else None
+        restored = (
+            checkpointer.restore_latest_good(
+                _abstract_state(prompt, method, config, optimizer, replicated)
+            )
+            if resuming
+            else None
+        )
         if restored is None:
             if initial is None:
                 initial = _initial_state(
-                    prompt, method, config, data.seed, frozen, vocabulary, task, optimizer,
+                    prompt,
+                    method,
+                    config,
+                    data.seed,
+                    frozen,
+                    vocabulary,
+                    task,
+                    optimizer,
                     replicated,
                 )
             start, state = 0, initial
@@ -169,8 +186,13 @@ def train(
                 run_state.save_prompt(model_dir, start, host_prompt)
 
         step_fn = trainer.make_train_step(
-            t5, optimizer, loss or trainer.LossConfig(), num_microbatches=num_microbatches,
-            dropout=config.dropout_rate > 0, prompt_position=prompt.position, method=method,
+            t5,
+            optimizer,
+            loss or trainer.LossConfig(),
+            num_microbatches=num_microbatches,
+            dropout=config.dropout_rate > 0,
+            prompt_position=prompt.position,
+            method=method,
         )
         param_shardings = jax.tree.map(lambda x: x.sharding, frozen)
         task_names = methods.example_tasks(method)
@@ -187,8 +209,13 @@ def train(
             donate_argnums=(0,),
         )
         dataset = input_pipeline.train_dataset(
-            data.mixture_or_task_name, data.task_feature_lengths, data.batch_size,
-            seed=data.seed, start_step=start, split=data.train_split, num_shards=data.data_shards,
+            data.mixture_or_task_name,
+            data.task_feature_lengths,
+            data.batch_size,
+            seed=data.seed,
+            start_step=start,
+            split=data.train_split,
+            num_shards=data.data_shards,
             task_names=task_names,
         )
         batches = input_pipeline.global_batches(dataset, batch_sharding)
@@ -199,7 +226,9 @@ def train(
             host_prompt = exported(state.prompt)
             floats = [x for x in jax.tree.leaves(host_prompt) if x.dtype.kind == "f"]
             if not all(np.isfinite(x).all() for x in floats):
-                raise RunError(f"The prompt became NaN/Inf by step {step}; nothing was saved for it.")
+                raise RunError(
+                    f"The prompt became NaN/Inf by step {step}; nothing was saved for it."
+                )
             checkpointer.save(step, state, {"step": step, "examples": step * data.batch_size})
             if jax.process_index() == 0:
                 run_state.save_prompt(model_dir, step, host_prompt)
@@ -224,21 +253,33 @@ def train(
                         writer.write(s, "train", m)
                         window_tokens += m["tokens"]
                     elapsed = time.perf_counter() - window_start
-                    print_fn(progress_line(
-                        step, train_steps, float(fetched[-1][1]["loss"]),
-                        len(fetched) / elapsed, window_tokens / elapsed,
-                    ))
+                    print_fn(
+                        progress_line(
+                            step,
+                            train_steps,
+                            float(fetched[-1][1]["loss"]),
+                            len(fetched) / elapsed,
+                            window_tokens / elapsed,
+                        )
+                    )
                     window_start, window_tokens = time.perf_counter(), 0.0
                 if at_save:
                     save(step)
                 if eval_every and (step % eval_every == 0 or step == train_steps):
                     stacked = jax.tree.map(lambda x: x[None], method.model_inputs(state.prompt))
                     scores = evaluate_prompts(
-                        t5, frozen, stacked, task, data, max_examples=max_eval_examples,
+                        t5,
+                        frozen,
+                        stacked,
+                        task,
+                        data,
+                        max_examples=max_eval_examples,
                         position=prompt.position,
                     ).per_prompt[0]
                     writer.write(step, "eval", scores)
-                    print_fn(f"eval @ {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+                    print_fn(
+                        f"eval @ {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
+                    )
                     window_start = time.perf_counter()
         checkpointer.wait()
         checkpointer.close()
@@ -274,7 +315,9 @@ def _classification_metrics(
     ensemble = None
     if len(texts) > 1:
         voted = [labels[j] for j in evaluation.majority_vote(choices)]
-        ensemble = {f"{prefix}{k}": v for k, v in evaluation.task_metrics(sub, examples, voted).items()}
+        ensemble = {
+            f"{prefix}{k}": v for k, v in evaluation.task_metrics(sub, examples, voted).items()
+        }
     return per_prompt, ensemble, texts
 
 
@@ -303,12 +346,19 @@ def evaluate_prompts(
     num_prompts = 1 if prompt_stack is None else evaluation.num_stacked(prompt_stack)
     result = EvalResult(per_prompt=[{} for _ in range(num_prompts)])
 
-    def decode(sub: seqio.Task, stack: Any, examples: list[evaluation.Example], i: int) -> list[str]:
+    def decode(
+        sub: seqio.Task, stack: Any, examples: list[evaluation.Example], i: int
+    ) -> list[str]:
         prompt = jax.tree.map(lambda x: x[i], stack)
         return evaluation.greedy_predictions(
-            t5, frozen, prompt, examples,
-            sub.output_features["targets"].vocabulary, input_length=input_length,
-            max_decode_length=data.task_feature_lengths.get("targets", 32), batch_size=batch_size,
+            t5,
+            frozen,
+            prompt,
+            examples,
+            sub.output_features["targets"].vocabulary,
+            input_length=input_length,
+            max_decode_length=data.task_feature_lengths.get("targets", 32),
+            batch_size=batch_size,
         )
 
     for sub in tasks:
@@ -323,10 +373,18 @@ def evaluate_prompts(
                 sub.name, sub.output_features["targets"].vocabulary
             )
             scores = evaluation.rank_classify(
-                t5, frozen, stack, examples, ids, input_length=input_length,
-                batch_size=batch_size, prompt_position=position,
+                t5,
+                frozen,
+                stack,
+                examples,
+                ids,
+                input_length=input_length,
+                batch_size=batch_size,
+                prompt_position=position,
             )
-            metrics, ensemble, texts = _classification_metrics(sub, examples, scores, labels, prefix)
+            metrics, ensemble, texts = _classification_metrics(
+                sub, examples, scores, labels, prefix
+            )
             if ensemble is not None:
                 result.ensemble = {**(result.ensemble or {}), **baseline, **ensemble}
         else:
@@ -341,8 +399,13 @@ def evaluate_prompts(
                 decoded = evaluation.task_metrics(sub, examples, decode(sub, stack, examples, i))
                 result.per_prompt[i].update({f"{prefix}decode/{k}": v for k, v in decoded.items()})
             for j, ex in enumerate(examples):
-                record = {"prompt": i, "task": sub.name, "index": j,
-                          "target": ex.target_text, "prediction": texts[i][j]}
+                record = {
+                    "prompt": i,
+                    "task": sub.name,
+                    "index": j,
+                    "target": ex.target_text,
+                    "prediction": texts[i][j],
+                }
                 if scores is not None:
                     record["scores"] = dict(zip(labels, scores[i, j].tolist(), strict=True))
                 result.predictions.append(record)
@@ -374,7 +437,13 @@ def evaluate(
     stack = _stack_prompt_files(prompt_files, config) if prompt_files else None
     with jax.set_mesh(mesh):
         result = evaluate_prompts(
-            T5(config), frozen, stack, task, data, max_examples=max_examples, position=position,
+            T5(config),
+            frozen,
+            stack,
+            task,
+            data,
+            max_examples=max_examples,
+            position=position,
             decode_classification=decode_classification,
         )
     names = list(prompt_files) or ["<no prompt>"]
@@ -413,40 +482,22 @@ def _stack_prompt_files(paths: Sequence[str], config: T5Config) -> dict[str, jax
     # Task names (of multi-task files) stay host strings; evaluation picks rows by them.
     return {name: x if x.dtype.kind == "U" else jnp.asarray(x) for name, x in stacked.items()}
 
+
 # ------------------------------------------------------------------------ infer
 
-
-def _read_user_examples(path: str) -> list[dict[str, str]]:
-    """Rows of a JSONL file, or of a TSV file whose header names the task's fields."""
-    text = epath.Path(path).read_text()
-    if path.endswith(".jsonl"):
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    if path.endswith(".tsv"):
-        header, *rows = [line.split("\t") for line in text.splitlines() if line.strip()]
-        return [dict(zip(header, row, strict=True)) for row in rows]
-    raise RunError(f"Input file {path} must be .jsonl or .tsv (with a header row of field names).")
+# Targets of rows without a label: T5's `<unk>` class, the empty answer, STS-B's -1 (as in TFDS).
+UNLABELLED_TARGETS = (UNKNOWN_LABEL, "", "-1.0")
 
 
-def _with_user_source(task: seqio.Task, rows: list[dict[str, str]]) -> seqio.Task:
-    """The task with its source replaced by the user's rows (same preprocessing)."""
-    import tensorflow as tf
-
-    columns = {key: [row.get(key, "") for row in rows] for key in rows[0]}
-    for key, values in columns.items():
-        # TSV cells arrive as text; whole-number columns (labels, ids) become ints.
-        if all(isinstance(v, int) or re.fullmatch(r"-?\d+", str(v)) for v in values):
-            columns[key] = [int(v) for v in values]
-        else:
-            columns[key] = [str(v) for v in values]
-    # Unlabelled rows (the usual case for inference) carry the "unknown" label -1.
-    columns.setdefault("label", [-1] * len(rows))
-
-    def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
-        del split, shuffle_files, seed
-        return tf.data.Dataset.from_tensor_slices(columns)
-
-    source = seqio.FunctionDataSource(dataset_fn, splits=["user"])
-    return task.replace(name=f"{task.name}_user_input", source=source)
+def _user_task(task: seqio.Task, path: str) -> seqio.Task:
+    """The task reading the user's rows in `path` (split `user`)."""
+    spec = registry.user_rows(task.name)
+    if spec is None:
+        raise RunError(
+            f"Task {task.name} cannot read rows from a file (infer.input_file): it was not "
+            "registered with the fields its examples hold (see prompt_tuning.data.user_rows)."
+        )
+    return user_rows.task_on_rows(task, spec, path)
 
 
 @gin.configurable
@@ -475,7 +526,7 @@ def infer(
     label_ids = rank_classification.label_target_ids(task.name, vocabulary) if labels else None
     split = data.eval_split
     if input_file:
-        task, split = _with_user_source(task, _read_user_examples(input_file)), "user"
+        task, split = _user_task(task, input_file), user_rows.SPLIT
     stack = None if prompt_file is None else _stack_prompt_files([prompt_file], config)
     stack = methods.task_inputs(stack, data.mixture_or_task_name)  # the registered task's name
     input_length = data.task_feature_lengths["inputs"]
@@ -484,26 +535,39 @@ def infer(
     with jax.set_mesh(mesh):
         if labels:
             scores = evaluation.rank_classify(
-                t5, frozen, stack, examples, label_ids,
-                input_length=input_length, prompt_position=position,
+                t5,
+                frozen,
+                stack,
+                examples,
+                label_ids,
+                input_length=input_length,
+                prompt_position=position,
             )[0]
             rows = [
-                {"prediction": labels[int(s.argmax())], "scores": dict(zip(labels, s.tolist(), strict=True))}
+                {
+                    "prediction": labels[int(s.argmax())],
+                    "scores": dict(zip(labels, s.tolist(), strict=True)),
+                }
                 for s in scores
             ]
         else:
             prompt = jax.tree.map(lambda x: x[0], stack)
             texts = evaluation.greedy_predictions(
-                t5, frozen, prompt, examples, vocabulary, input_length=input_length,
+                t5,
+                frozen,
+                prompt,
+                examples,
+                vocabulary,
+                input_length=input_length,
                 max_decode_length=data.task_feature_lengths.get("targets", 32),
             )
             rows = [{"prediction": text} for text in texts]
     for ex, row in zip(examples, rows, strict=True):
         row["inputs"] = vocabulary.decode(ex.inputs.tolist())
-        row["target"] = ex.target_text
+        if ex.target_text not in UNLABELLED_TARGETS:  # an unlabelled row has no target to report
+            row["target"] = ex.target_text
     if jax.process_index() == 0:
         out = fresh_file(epath.Path(output_dir) / "infer", f"{task.name}.{split}", ".jsonl")
         out.write_text("".join(json.dumps(row) + "\n" for row in rows))
         print_fn(f"Wrote {len(rows)} predictions to {out}")
     return rows
-

@@ -18,6 +18,8 @@ from typing import Any
 import seqio
 import tensorflow as tf
 
+from prompt_tuning.data.user_rows import parses_source
+
 
 def bundled_dir(name: str) -> Path:
     """The installed folder of bundled dataset `name` (`prompt_tuning/tasks/data/<name>`)."""
@@ -68,6 +70,7 @@ def _label_index(label: tf.Tensor, label_names: Sequence[str]) -> tf.Tensor:
         return tf.argmax(tf.cast(matches, tf.int32), output_type=tf.int64)
 
 
+@parses_source
 @seqio.map_over_dataset
 def parse_tsv(
     line: tf.Tensor,
@@ -78,6 +81,8 @@ def parse_tsv(
     """One TSV line -> `{feature: text, ..., "label": int64, "idx": int32}`.
 
     The shape `prompt_tuning.data.registry.register_classification` expects.
+    Marked as source parsing: a user's rows (`infer.input_file`) enter after it,
+    and may name the text by its file column (`text_fields`) or its feature.
 
     Args:
       line: a scalar string, the TSV line.

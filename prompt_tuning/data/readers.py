@@ -44,6 +44,8 @@ class RawDataset:
       read: path -> examples shaped like the TFDS builder's.
       signature: the `tf.TensorSpec`s of one example.
       origin: what to download, for error messages.
+      aliases: column names of the original files -> feature names, which a
+        user's own rows (`infer.input_file`) may use too.
     """
 
     name: str
@@ -51,6 +53,7 @@ class RawDataset:
     read: Callable[[str], Iterator[Example]]
     signature: Mapping[str, Any]
     origin: str
+    aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def read_lines(path: str) -> Iterator[str]:
@@ -365,7 +368,16 @@ def glue(config: str) -> RawDataset:
         read=read,
         signature=signature,
         origin=f"the {task.folder} folder of the GLUE download, https://gluebenchmark.com/tasks",
+        aliases=_glue_aliases(task),
     )
+
+
+def _glue_aliases(task: GlueTask) -> dict[str, str]:
+    """The GLUE files' column names that differ from the features (`#1 String`, `Quality`)."""
+    aliases = {column: feature for feature, column in task.columns.items() if column != feature}
+    if task.label_column and task.label_column != "label":
+        aliases[task.label_column] = "label"
+    return aliases
 
 
 # ---------------------------------------------------------------------------

@@ -27,6 +27,8 @@ from prompt_tuning.data import metrics
 from prompt_tuning.data import postprocessors as post
 from prompt_tuning.data import preprocessors as pre
 from prompt_tuning.data.metrics import MetricFn
+from prompt_tuning.data.readers import INT32, LABEL, TEXT
+from prompt_tuning.data.user_rows import UserRows, source_format
 from prompt_tuning.data.vocab import output_features
 
 OBJECTIVES = ("lm_adaptation", "span_corruption", "span_corruption_sentinel")
@@ -67,6 +69,7 @@ class TaskInfo:
     base: str
     variant: Variant
     class_labels: tuple[str, ...] | None
+    user_rows: UserRows | None = None
 
 
 _INFO: dict[str, TaskInfo] = {}
@@ -92,6 +95,7 @@ def register_task(
     class_labels: Sequence[str] | None = None,
     task_prefix: bool = True,
     vocabulary: seqio.Vocabulary | None = None,
+    user_rows: UserRows | None = None,
 ) -> list[str]:
     """Registers a text-to-text task under its four variant names.
 
@@ -106,11 +110,14 @@ def register_task(
       task_prefix: whether `inputs` start with a task-name word; without one the
         taskless variant is the same format as the plain one.
       vocabulary: defaults to the T5 vocabulary.
+      user_rows: how a user's own rows become examples (`infer.input_file`);
+        by default the fields a `sources.TaskSource` yields, else no user rows.
 
     Returns:
       The four registered names, plain first.
     """
     features = output_features(vocabulary)
+    user_rows = user_rows or _source_rows(source, class_labels or ())
     names = []
     for variant in VARIANTS:
         steps = list(formatter)
@@ -129,9 +136,19 @@ def register_task(
             postprocess_fn=_variant_postprocessor(postprocess_fn, variant),
             metric_fns=list(metric_fns),
         )
-        _INFO[name] = TaskInfo(base, variant, tuple(class_labels) if class_labels else None)
+        _INFO[name] = TaskInfo(
+            base, variant, tuple(class_labels) if class_labels else None, user_rows
+        )
         names.append(name)
     return names
+
+
+def _source_rows(source: seqio.DataSource, label_names: Sequence[str]) -> UserRows | None:
+    """User rows shaped like the examples of a `TaskSource` (original files or TFDS), if it is one."""
+    raw = getattr(source, "raw", None)
+    if raw is None:
+        return None
+    return UserRows(raw.signature, tuple(label_names), raw.aliases)
 
 
 def register_classification(
@@ -177,6 +194,15 @@ def register_classification(
             pre.classification, prefix=prefix, keys=tuple(keys), label_names=tuple(label_names)
         ),
     ]
+    # User rows enter after the steps that parse the source's records (e.g. TSV lines),
+    # with the fields the classification format reads.
+    skip, aliases = source_format(preformat)
+    user_rows = _source_rows(source, label_names) or UserRows(
+        {**{key: TEXT for key in keys}, "label": LABEL, "idx": INT32},
+        tuple(label_names),
+        aliases,
+        skip,
+    )
     return register_task(
         base,
         source,
@@ -184,6 +210,7 @@ def register_classification(
         metric_fns=metric_fns,
         postprocess_fn=to_id,
         class_labels=predicted_labels or label_names,
+        user_rows=user_rows,
     )
 
 
@@ -291,6 +318,13 @@ def class_labels(name: str) -> tuple[str, ...] | None:
     get_task_or_mixture(name)
     info = _INFO.get(name)
     return info.class_labels if info else None
+
+
+def user_rows(name: str) -> UserRows | None:
+    """How a user's rows become examples of task `name`, or None when they cannot."""
+    get_task_or_mixture(name)
+    info = _INFO.get(name)
+    return info.user_rows if info else None
 
 
 def is_sentinel_variant(name: str) -> bool:
