@@ -15,8 +15,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import jax.numpy as jnp
+
 from prompt_tuning import checkpoints
 from prompt_tuning.checkpoints import CheckpointError, paths
+from prompt_tuning.errors import ToolExit
 
 
 def convert(
@@ -63,6 +66,17 @@ def _within(inner: str, outer: str) -> bool:
     return inner == outer or inner.startswith(outer.rstrip("/") + "/")
 
 
+def _dtype(name: str) -> str:
+    """`--dtype` checked before anything is read, so a typo is one argparse error line."""
+    try:
+        jnp.dtype(name)
+    except TypeError as e:
+        raise argparse.ArgumentTypeError(
+            f"{name!r} is not a dtype (e.g. float32, bfloat16, float16)"
+        ) from e
+    return name
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m prompt_tuning.convert",
@@ -72,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--to", dest="dst", required=True, help="folder to write")
     parser.add_argument("--format", dest="out_format", required=True, choices=("t5x", "hf"))
     parser.add_argument("--step", type=int, help="step of a T5X model dir (default: latest)")
-    parser.add_argument("--dtype", help="cast parameters, e.g. bfloat16 (default: keep)")
+    parser.add_argument(
+        "--dtype", type=_dtype, help="cast parameters, e.g. bfloat16 (default: keep)"
+    )
     parser.add_argument(
         "--hf_weights",
         choices=("safetensors", "pytorch"),
@@ -97,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             weights=args.hf_weights,
         )
     except CheckpointError as e:
-        raise SystemExit(f"convert: error: {e}") from e
+        raise ToolExit("convert", e) from e
     print(f"Wrote {args.out_format} checkpoint to {written}")
     return 0
 

@@ -427,9 +427,13 @@ def evaluate(
 ) -> EvalResult:
     """Evaluates one prompt file, several (scored together, plus their vote), or none.
 
+    A `None` file (`--gin.PROMPT_FILE=None`) is no prompt: with no other file,
+    the frozen model is evaluated alone.
+
     With `output_dir`, writes `eval/<task>.<split>.metrics.json` and
     `eval/<task>.<split>.predictions.jsonl` (never overwriting earlier results).
     """
+    prompt_files = [path for path in prompt_files if path is not None]
     mesh = mesh or partitioning.make_mesh()
     config, frozen = load_frozen(model, mesh)
     task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)

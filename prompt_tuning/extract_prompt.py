@@ -11,6 +11,7 @@ wrote it: its own metadata gives the tree, restored as host numpy arrays.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from etils import epath
 
 from prompt_tuning.checkpoints import CheckpointError
 from prompt_tuning.checkpoints import state as run_state
+from prompt_tuning.errors import ToolExit
 
 # The Composite item name under which StateCheckpointer.save writes the train state.
 _STATE_ITEM = "state"
@@ -66,14 +68,22 @@ def extract_prompt(model_dir: str | os.PathLike, step: int | None = None) -> tup
         except (OSError, ValueError, KeyError) as e:
             raise CheckpointError(f"{item}: cannot read the train state ({e}).") from e
     prompt = restored.get("prompt") if isinstance(restored, dict) else None
-    if isinstance(prompt, dict):
+    if prompt is None:
+        raise CheckpointError(f"{item}: holds no prompt.")
+    if isinstance(prompt, dict) or prompt.ndim != 2:
         raise CheckpointError(
-            f"{item}: holds a prompt method's parameters, not a [P, d] prompt; the method's "
-            f"exported arrays are in {run_state.PROMPT_DIR}/prompt_<step>.npz."
+            f"{item}: holds a prompt method's parameters, not a [P, d] prompt; the file the run "
+            f"exported for this step is {_exported_file(model_dir, step)}."
         )
-    if prompt is None or prompt.ndim != 2 or not np.isfinite(prompt).all():
-        raise CheckpointError(f"{item}: holds no finite [P, d] prompt.")
+    if not np.isfinite(prompt).all():
+        raise CheckpointError(f"{item}: the prompt contains NaN or Inf values.")
     return step, np.asarray(prompt, np.float32)
+
+
+def _exported_file(model_dir: str | os.PathLike, step: int) -> str:
+    """The prompt file a run saved for `step` (`.npy` or a method's `.npz`), by its real name."""
+    saved = sorted((epath.Path(model_dir) / run_state.PROMPT_DIR).glob(f"prompt_{step}.np[yz]"))
+    return str(saved[0]) if saved else f"{run_state.PROMPT_DIR}/prompt_{step}.npy or .npz"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,11 +101,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status (errors exit with one message)."""
     args = _parser().parse_args(argv)
     if not args.out.endswith(".npy"):
-        raise SystemExit(f"extract_prompt: error: --out {args.out} must end in .npy.")
+        raise ToolExit("extract_prompt", f"--out {args.out} must end in .npy.")
+    folder = epath.Path(args.out).parent
+    if not folder.is_dir():
+        raise ToolExit("extract_prompt", f"--out {args.out}: the folder {folder} does not exist.")
+    # Orbax warns that old-style states lack a metadata file; the restore does not need it.
+    logging.getLogger("absl").setLevel(logging.ERROR)
     try:
         step, prompt = extract_prompt(args.model_dir, args.step)
     except CheckpointError as e:
-        raise SystemExit(f"extract_prompt: error: {e}") from e
+        raise ToolExit("extract_prompt", e) from e
     np.save(args.out, prompt)
     print(f"Wrote the step-{step} prompt {prompt.shape} to {args.out}")
     return 0

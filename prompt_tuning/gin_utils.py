@@ -34,7 +34,12 @@ class GinConfigError(ValueError):
 
 def parse_flags(argv: Sequence[str]) -> argparse.Namespace:
     """Parses the gin flags; anything else is an error that names it."""
-    parser = argparse.ArgumentParser(allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False,
+        usage="%(prog)s --gin_file=FILE [--gin_file=FILE ...] [--gin.KEY=VALUE ...]",
+        epilog="--gin.KEY=VALUE  bind a gin parameter (configurable.param) or macro (NAME), "
+        "repeatable; applied after all gin files, so it overrides them.",
+    )
     parser.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
     parser.add_argument(
         "--gin_search_paths", default="", help="comma-separated directories to find gin files in"
@@ -48,14 +53,18 @@ def parse_flags(argv: Sequence[str]) -> argparse.Namespace:
         else:
             unknown.append(arg)
     if unknown:
-        parser.error(f"unrecognised arguments: {' '.join(unknown)} (bindings look like --gin.KEY=VALUE)")
+        parser.error(
+            f"unrecognised arguments: {' '.join(unknown)} (bindings look like --gin.KEY=VALUE)"
+        )
     args.gin_bindings = bindings
     args.gin_search_paths = [p for p in args.gin_search_paths.split(",") if p]
     return args
 
 
 def _registered_names() -> list[str]:
-    return sorted({name for selector, _ in gin.config._REGISTRY.items() for name in _suffixes(selector)})
+    return sorted(
+        {name for selector, _ in gin.config._REGISTRY.items() for name in _suffixes(selector)}
+    )
 
 
 def _suffixes(selector: str) -> Iterator[str]:
@@ -84,7 +93,9 @@ def _explain(error: Exception) -> str:
         return f"Unknown gin configurable {name!r}." + (
             f" Nearest valid names: {', '.join(near)}." if near else ""
         )
-    unknown_param = re.search(r"Configurable '([^']+)' doesn't have a parameter named '([^']+)'", text)
+    unknown_param = re.search(
+        r"Configurable '([^']+)' doesn't have a parameter named '([^']+)'", text
+    )
     if unknown_param:
         configurable, param = unknown_param.groups()
         valid = _parameters_of(configurable)
@@ -92,22 +103,24 @@ def _explain(error: Exception) -> str:
         return (
             f"Unknown gin binding {configurable}.{param}: {configurable!r} has no parameter "
             f"{param!r}."
-            + (f" Nearest valid names: {', '.join(f'{configurable}.{n}' for n in near)}." if near else "")
+            + (
+                f" Nearest valid names: {', '.join(f'{configurable}.{n}' for n in near)}."
+                if near
+                else ""
+            )
             + (f" Valid parameters: {', '.join(valid)}." if valid else "")
         )
     return str(error)
 
 
-def _undefined_macros() -> list[str]:
-    """Macros referenced by some binding but bound nowhere (gin only notices at call time)."""
-    config = gin.config._CONFIG
-    defined = {scope for scope, name in config if name == "gin.macro"}
-    missing: set[str] = set()
+def _macro_references() -> set[str]:
+    """Names of the macros that some binding (or macro) refers to as `%NAME`."""
+    referenced: set[str] = set()
 
     def visit(value: object) -> None:
         if isinstance(value, gin.config.ConfigurableReference):
-            if value.configurable.name == "macro" and value.scopes[-1] not in defined:
-                missing.add(value.scopes[-1])
+            if value.configurable.name == "macro":
+                referenced.add(value.scopes[-1])
         elif isinstance(value, dict):
             for v in value.values():
                 visit(v)
@@ -115,10 +128,41 @@ def _undefined_macros() -> list[str]:
             for v in value:
                 visit(v)
 
-    for bindings in config.values():
+    for bindings in gin.config._CONFIG.values():
         for value in bindings.values():
             visit(value)
-    return sorted(missing)
+    return referenced
+
+
+def _defined_macros() -> set[str]:
+    return {scope for scope, name in gin.config._CONFIG if name == "gin.macro"}
+
+
+def _undefined_macros() -> list[str]:
+    """Macros referenced by some binding but bound nowhere (gin only notices at call time)."""
+    return sorted(_macro_references() - _defined_macros())
+
+
+def _unused_macros(bindings: Sequence[str]) -> list[str]:
+    """Macros bound by `bindings` (`NAME = value`, no dot) that no binding of the run uses.
+
+    gin accepts such a binding silently, so a misspelt `TRAIN_STEP=3` would
+    leave `TRAIN_STEPS` at its default.
+    """
+    bound = [b.split("=", 1)[0].strip() for b in bindings]
+    used = _macro_references()
+    return [name for name in bound if "." not in name and "/" not in name and name not in used]
+
+
+def _unused_macro_error(unused: Sequence[str]) -> GinConfigError:
+    known = sorted(_macro_references())
+    near = difflib.get_close_matches(unused[0], known, n=5, cutoff=0.5)
+    return GinConfigError(
+        f"Gin macro(s) {', '.join(unused)} are bound on the command line but no binding of "
+        f"this run uses them."
+        + (f" Nearest known macros: {', '.join(near)}." if near else "")
+        + f" Macros this run uses: {', '.join(known)}."
+    )
 
 
 def parse(
@@ -133,18 +177,46 @@ def parse(
 
     Raises:
       GinConfigError: for a missing file, an unknown configurable or parameter
-        (with the nearest valid names), a syntax error, or a referenced macro that
-        no file or binding defines.
+        (with the nearest valid names), a syntax error, a referenced macro that
+        no file or binding defines, or a macro bound in `bindings` that nothing
+        uses (a misspelt name; with the nearest known macros).
     """
+    _parse_checked(gin_files, bindings, search_paths)
+    missing = _undefined_macros()
+    if missing:
+        raise GinConfigError(
+            f"Gin macro(s) {', '.join(missing)} are used but never set: add a gin file that "
+            f"defines them or pass --gin.{missing[0]}=VALUE."
+        )
+    gin.finalize()
+
+
+def check_bindings(
+    gin_files: Sequence[str],
+    bindings: Sequence[str] = (),
+    search_paths: Sequence[str] = (),
+) -> None:
+    """What `parse` checks except that every macro is set (a planned run may set it later).
+
+    Leaves gin cleared. For `sweep --dry_run`, which writes commands without running them.
+    """
+    try:
+        _parse_checked(gin_files, bindings, search_paths)
+    finally:
+        gin.clear_config()
+
+
+def _parse_checked(
+    gin_files: Sequence[str], bindings: Sequence[str], search_paths: Sequence[str]
+) -> None:
+    """Clears gin, parses files and bindings, and refuses command-line macros nothing uses."""
     gin.clear_config()
     roots = [*search_paths, os.getcwd(), SHIPPED_GIN_DIR]
     for path in roots:
         # For `include` statements inside gin files.
         gin.add_config_file_search_path(path)
     for gin_file in gin_files:
-        found = next(
-            (p for p in (pathlib.Path(r, gin_file) for r in roots) if p.is_file()), None
-        )
+        found = next((p for p in (pathlib.Path(r, gin_file) for r in roots) if p.is_file()), None)
         if found is None:
             raise GinConfigError(
                 f"Gin file {gin_file!r} not found (searched {', '.join(map(str, roots))})."
@@ -158,18 +230,16 @@ def parse(
             gin.parse_config(binding)
         except (ValueError, SyntaxError) as e:
             raise GinConfigError(f"In --gin.{binding.replace(' = ', '=', 1)}: {_explain(e)}") from e
-    missing = _undefined_macros()
-    if missing:
-        raise GinConfigError(
-            f"Gin macro(s) {', '.join(missing)} are used but never set: add a gin file that "
-            f"defines them or pass --gin.{missing[0]}=VALUE."
-        )
-    gin.finalize()
+    unused = _unused_macros(bindings)
+    if unused:
+        raise _unused_macro_error(unused)
 
 
 def required_error(error: RuntimeError) -> GinConfigError:
     """Turns gin's 'Required bindings ... not provided' into a flag-level hint."""
-    match = re.search(r"Required bindings for `([^`]+)` not provided in config: \[([^\]]*)\]", str(error))
+    match = re.search(
+        r"Required bindings for `([^`]+)` not provided in config: \[([^\]]*)\]", str(error)
+    )
     if not match:
         return GinConfigError(str(error))
     configurable, names = match.group(1), match.group(2).replace("'", "")

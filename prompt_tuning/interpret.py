@@ -17,6 +17,7 @@ import numpy as np
 
 from prompt_tuning import checkpoints, prompts
 from prompt_tuning.data import class_labels, t5_vocabulary
+from prompt_tuning.errors import ToolExit
 
 
 def nearest_tokens(
@@ -95,13 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; prints one line per prompt row and per label."""
     args = _parser().parse_args(argv)
     if args.k < 1:
-        raise SystemExit(f"interpret: error: -k must be at least 1, got {args.k}.")
+        raise ToolExit("interpret", f"-k must be at least 1, got {args.k}.")
     try:
         prompt = prompts.load_prompt(args.prompt)
         _, params = checkpoints.load(args.checkpoint)
         labels = class_labels(args.task) if args.task else (args.labels or "").split(",")
     except (ValueError, FileNotFoundError, KeyError, checkpoints.CheckpointError) as e:
-        raise SystemExit(f"interpret: error: {e}") from e
+        raise ToolExit("interpret", e) from e
     vocabulary = t5_vocabulary(args.vocabulary)
     # Checkpoints pad the table beyond the vocabulary; those rows are no tokens.
     embedding = np.asarray(params["token_embedder"]["embedding"], np.float32)
@@ -113,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             prompt, embedding, lambda i: vocabulary.decode([i]), args.k, labels, label_ids
         )
     except ValueError as e:
-        raise SystemExit(f"interpret: error: {args.prompt}: {e}") from e
+        raise ToolExit("interpret", f"{args.prompt}: {e}") from e
     print("\n".join(lines))
     return 0
 

@@ -25,6 +25,7 @@ from safetensors.numpy import load_file, save_file
 
 from prompt_tuning import prompts
 from prompt_tuning.checkpoints import CheckpointError, hf, hf_files
+from prompt_tuning.errors import ToolExit
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -177,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             np.save(args.out, import_adapter(args.adapter))
             written = args.out
     except (ValueError, FileNotFoundError, CheckpointError) as e:
-        raise SystemExit(f"peft_interop: error: {e}") from e
+        raise ToolExit("peft_interop", e) from e
     print(f"Wrote {written}")
     return 0
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from prompt_tuning import prompts
+from prompt_tuning.errors import ToolExit
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             target, {path: prompts.load_prompt(path) for path in args.sources}, args.metric
         )
     except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"prompt_similarity: error: {e}") from e
+        raise ToolExit("prompt_similarity", e) from e
     for path, similarity in ranked:
         print(f"{similarity:+.4f}  {path}")
     return 0

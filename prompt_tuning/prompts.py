@@ -120,6 +120,13 @@ def load_prompt(path: str | os.PathLike) -> np.ndarray:
         raise FileNotFoundError(f"Prompt file {path} does not exist.") from e
     except ValueError as e:
         raise ValueError(f"Prompt file {path} is not a readable .npy array: {e}") from e
+    if isinstance(prompt, np.lib.npyio.NpzFile):
+        with prompt:
+            names = ", ".join(prompt.files)
+        raise ValueError(
+            f"Prompt file {path} is a prompt method's .npz ({names}), not a [P, d] prompt (.npy). "
+            "A multi-task file's row, np.load(path)['task_prompts'][t], saved as .npy is one."
+        )
     if prompt.ndim != 2 or not np.issubdtype(prompt.dtype, np.floating):
         raise ValueError(
             f"Prompt file {path} must hold a 2-D float array [P, d]; "
@@ -135,6 +142,7 @@ def _check_width(embedding: jax.Array, shape: tuple[int, int]) -> None:
         raise ValueError(
             f"Prompt width {shape[1]} differs from the model's d_model {embedding.shape[1]}."
         )
+
 
 PromptPosition = Literal["prefix", "prefix_after_bos", "suffix"]
 POSITIONS: tuple[str, ...] = ("prefix", "prefix_after_bos", "suffix")

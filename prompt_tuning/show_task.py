@@ -39,7 +39,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         nargs="?",
         const="*",
         metavar="PATTERN",
-        help="list registered names (optionally matching a glob)",
+        help="list registered names (optionally matching a glob, or containing a word)",
     )
     args = parser.parse_args(list(argv))
     if args.list is None and not args.task:
@@ -47,6 +47,11 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     if args.n < 1:
         parser.error(f"-n must be at least 1, got {args.n}")
     return args
+
+
+def _glob(pattern: str) -> str:
+    """A pattern without glob characters matches names containing it (`sentiment`)."""
+    return pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
 
 
 def _show(task: seqio.Task, split: str, n: int) -> list[str]:
@@ -74,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.list is not None:
-        print("\n".join(fnmatch.filter(registry.registered_names(), args.list)))
+        print("\n".join(fnmatch.filter(registry.registered_names(), _glob(args.list))))
         return 0
     if args.data_dir:
         gin.bind_parameter("prompt_tuning.data.data_options.data_dir", args.data_dir)

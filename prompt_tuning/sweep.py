@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from prompt_tuning.errors import ToolExit
+
 GIN_FILE_KEY = "gin_file"
 COMMANDS_FILE = "commands.sh"
 RUNS_FILE = "runs.json"
@@ -158,6 +160,18 @@ def plan_runs(
             f"Grid values give runs the same folder name: {clashes}; make them distinct."
         )
     return runs
+
+
+def check_runs(runs: Sequence[Run]) -> None:
+    """Each run's gin flags as `train` would parse them: a misspelt grid macro is an error.
+
+    Macros the runs leave unset are not (a launcher's environment may add them).
+    """
+    from prompt_tuning import experiment, gin_utils  # noqa: F401  (registers train's configurables)
+
+    for run in runs:
+        flags = gin_utils.parse_flags(run.command[3:])
+        gin_utils.check_bindings(flags.gin_file, flags.gin_bindings, flags.gin_search_paths)
 
 
 def write_plan(runs: Sequence[Run], sweep_dir: str, command: str) -> None:
@@ -398,6 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs = plan_runs(
                 _gin_args(rest, parser), grid, seeds, args.sweep_dir, args.seed_binding
             )
+            check_runs(runs)
             write_plan(runs, args.sweep_dir, command)
         if args.dry_run:
             print(f"Wrote {len(runs)} commands to {Path(args.sweep_dir) / COMMANDS_FILE}")
@@ -405,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         failed = [] if args.collect else run_locally(runs)
         results = report(runs, args.sweep_dir, args.metric, args.x, commands)
     except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"sweep: error: {e}") from e
+        raise ToolExit("sweep", e) from e
     done = sum(r.best is not None for r in results)
     print(f"{done}/{len(results)} runs scored; results.* written in {args.sweep_dir}")
     return 1 if failed else 0

@@ -12,7 +12,18 @@ import tensorflow as tf
 import tiny
 import train_cli
 
-from prompt_tuning import run_lock, train
+from prompt_tuning import (
+    convert,
+    extract_prompt,
+    infer,
+    interpret,
+    peft_interop,
+    prompt_similarity,
+    run_lock,
+    sweep,
+    train,
+)
+from prompt_tuning import eval as eval_cli
 from prompt_tuning.checkpoints import state as run_state
 from prompt_tuning.data.registry import register_classification
 from prompt_tuning.models import T5Config
@@ -41,9 +52,9 @@ def model_dir(finished_run, tmp_path):
     return copy
 
 
-def _fails(argv, capsys, model_dir, *messages):
+def _fails(argv, capsys, model_dir, *messages, main=train.main):
     before = train_cli.digest(model_dir)
-    assert train.main(argv) != 0
+    assert main(argv) == 2
     out = capsys.readouterr().out
     assert out.count("error:") == 1, out
     for message in messages:
@@ -183,8 +194,11 @@ def empty_task():
         )
 
     names = register_classification(
-        name, seqio.FunctionDataSource(no_examples, splits=["train"]),
-        prefix="polarity", keys=("sentence",), label_names=tiny.LABELS,
+        name,
+        seqio.FunctionDataSource(no_examples, splits=["train"]),
+        prefix="polarity",
+        keys=("sentence",),
+        label_names=tiny.LABELS,
     )
     yield name
     for registered in names:
@@ -226,3 +240,117 @@ def test_corrupt_latest_state_is_named_and_the_previous_one_resumed(
     final = run_state.prompt_path(model_dir, 4)
     assert final.read_bytes() == run_state.prompt_path(finished_run[0], 4).read_bytes()
     assert run_state.verify_state_step(latest) is None
+
+
+# ------------------------------------------------ a user's own data (issue 23)
+
+
+def _job_argv(model_dir, checkpoint, run_gin: str, *extra: str) -> list[str]:
+    """Gin flags of an eval / infer job on the tiny task, with the finished run's prompt."""
+    return [
+        f"--gin_search_paths={TESTS}",
+        f"--gin_file=runs/{run_gin}",
+        "--gin_file=tiny_task.gin",
+        f"--gin.MODEL_DIR='{model_dir}'",
+        f"--gin.INITIAL_CHECKPOINT_PATH='{checkpoint}'",
+        f"--gin.MIXTURE_OR_TASK_NAME='{tiny.TASK}'",
+        "--gin.TASK_FEATURE_LENGTHS={'inputs': 16, 'targets': 4}",
+        "--gin.ModelSpec.dtype='float32'",
+        f"--gin.PROMPT_FILE='{run_state.prompt_path(model_dir, 4)}'",
+        *extra,
+    ]
+
+
+def test_misspelt_macro_names_the_nearest(finished_run, model_dir, capsys):
+    argv = _argv(model_dir, finished_run[1], "--gin.TRAIN_STEP=3")
+    _fails(argv, capsys, model_dir, "TRAIN_STEP ", "Nearest known macros: TRAIN_STEPS")
+
+
+@pytest.mark.parametrize(
+    ("rows", "messages"),
+    [
+        (
+            "text\tlabel\nfine\tpositive\n",
+            ("rows.tsv line 2", "lacks sentence", "expects sentence"),
+        ),
+        ("sentence\tlabel\nfine\n", ("rows.tsv line 2 has 1 tab-separated cells", "names 2")),
+    ],
+)
+def test_infer_rows_without_the_tasks_fields(
+    finished_run, model_dir, tmp_path, capsys, rows, messages
+):
+    path = tmp_path / "rows.tsv"
+    path.write_text(rows)
+    argv = _job_argv(
+        model_dir, finished_run[1], "prompt_infer.gin", f"--gin.infer.input_file='{path}'"
+    )
+    _fails(argv, capsys, model_dir, *messages, main=infer.main)
+
+
+def test_eval_with_no_prompt(finished_run, model_dir, capsys):
+    argv = _job_argv(model_dir, finished_run[1], "prompt_eval.gin", "--gin.PROMPT_FILE=None")
+    assert eval_cli.main(argv) == 0
+    assert "<no prompt>: majority_baseline" in capsys.readouterr().out
+
+
+def _tool_fails(main, argv, capsys, *messages) -> None:
+    """A standalone tool's error: exit status 2 and one `error:` line naming the problem."""
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1, err
+    for message in messages:
+        assert message in err, err
+
+
+def test_extract_prompt_into_a_missing_folder(finished_run, tmp_path, capsys):
+    out = tmp_path / "missing" / "p.npy"
+    argv = ["--model_dir", str(finished_run[0]), "--out", str(out)]
+    _tool_fails(extract_prompt.main, argv, capsys, f"the folder {out.parent} does not exist")
+
+
+@pytest.fixture
+def method_file(tmp_path) -> pathlib.Path:
+    path = tmp_path / "prefix.npz"
+    np.savez(path, encoder_prefix=np.zeros((2, 2, 5, 4, 6), np.float32))
+    return path
+
+
+def test_a_methods_npz_where_a_prompt_is_needed(finished_run, method_file, tmp_path, capsys):
+    need = ("is a prompt method's .npz (encoder_prefix)", "not a [P, d] prompt")
+    checkpoint = str(finished_run[1])
+    _tool_fails(
+        interpret.main, ["--prompt", str(method_file), "--checkpoint", checkpoint], capsys, *need
+    )
+    argv = ["--target", str(method_file), "--sources", str(method_file)]
+    _tool_fails(prompt_similarity.main, argv, capsys, *need)
+    argv = [
+        "export",
+        "--prompt",
+        str(method_file),
+        "--hf_model",
+        checkpoint,
+        "--out",
+        str(tmp_path / "a"),
+    ]
+    _tool_fails(peft_interop.main, argv, capsys, *need)
+
+
+def test_convert_to_a_dtype_that_does_not_exist(finished_run, tmp_path, capsys):
+    argv = ["--from", str(finished_run[1]), "--to", str(tmp_path / "out"), "--format", "hf"]
+    _tool_fails(convert.main, [*argv, "--dtype", "float17"], capsys, "'float17' is not a dtype")
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_grid_macro_misspelt(tmp_path, capsys):
+    argv = [
+        "--sweep_dir",
+        str(tmp_path / "sweep"),
+        "--dry_run",
+        "--gin_file=runs/prompt_finetune.gin",
+        "--grid",
+        "PROMPT_LENGHT=[1]",
+    ]
+    _tool_fails(sweep.main, argv, capsys, "PROMPT_LENGHT", "Nearest known macros: PROMPT_LENGTH")
+    assert not (tmp_path / "sweep").exists()

@@ -59,7 +59,7 @@ def test_eval_cli_writes_metrics_and_predictions_for_an_ensemble(checkpoint, tmp
         files.append(str(path))
     argv = [
         "--gin_file=runs/prompt_eval.gin", *_common(checkpoint, tmp_path),
-        "--gin.PROMPT_FILE='unused'", f"--gin.evaluate.prompt_files={files}",
+        f"--gin.evaluate.prompt_files={files}",
     ]
     assert eval_cli.main(argv) == 0
     metrics = json.loads((tmp_path / "eval" / f"{tiny.TASK}.validation.metrics.json").read_text())
