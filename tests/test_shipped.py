@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import jax
+import numpy as np
 import pytest
 
-from prompt_tuning import checkpoints
+from prompt_tuning import checkpoints, demo
 from prompt_tuning.checkpoints import shipped
 from prompt_tuning.models import get_config, init_params
 
@@ -23,5 +24,19 @@ def test_finds_the_one_checkpoint_of_a_name(tmp_path, monkeypatch):
 def test_unknown_name_lists_what_is_shipped(tmp_path, monkeypatch):
     monkeypatch.setattr(shipped, "SHIPPED_DIR", tmp_path)
     (tmp_path / "t5_1_1_tiny" / "checkpoint_7").mkdir(parents=True)
-    with pytest.raises(checkpoints.CheckpointError, match=r"'t5_1_1_huge' \(shipped: t5_1_1_tiny\)"):
+    with pytest.raises(
+        checkpoints.CheckpointError, match=r"'t5_1_1_huge' \(shipped: t5_1_1_tiny\)"
+    ):
         checkpoints.shipped_checkpoint("t5_1_1_huge")
+
+
+def test_the_shipped_model_loads_through_both_readers():
+    """`checkpoints.load` (format detected, config inferred) and the T5X msgpack + zarr reader agree."""
+    path = checkpoints.shipped_checkpoint(demo.SHIPPED_MODEL)
+    config, params = checkpoints.load(path)
+    assert config == get_config(demo.SHIPPED_MODEL)
+    raw = checkpoints.t5x.read_params(path)
+    assert jax.tree.structure(raw) == jax.tree.structure(params)
+    for loaded, read in zip(jax.tree.leaves(params), jax.tree.leaves(raw), strict=True):
+        np.testing.assert_array_equal(np.asarray(loaded), np.asarray(read))
+    assert {np.asarray(x).dtype.name for x in jax.tree.leaves(raw)} == {"bfloat16"}

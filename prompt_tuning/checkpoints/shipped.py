@@ -18,7 +18,7 @@ SHIPPED_DIR = pathlib.Path(__file__).resolve().parent.parent / "assets" / "model
 
 @gin.configurable
 def shipped_checkpoint(name: str = gin.REQUIRED) -> str:
-    """Path of the shipped T5X checkpoint of model `name` (e.g. "t5_1_1_lm_adapted_tiny")."""
+    """Path of the shipped T5X checkpoint of model `name` (e.g. "t5_tiny_multitask")."""
     directory = SHIPPED_DIR / name
     found = sorted(directory.glob("checkpoint_*"))
     if len(found) != 1:

@@ -77,10 +77,9 @@ CONFIGS: dict[str, T5Config] = {
         # LM-adapted ("lm100k") checkpoints share the T5 1.1 architecture.
         **{f"t5_1_1_lm100k_{n}": _t5_1_1(*s) for n, s in _T5_1_1_SIZES.items()},
         **{f"mt5_{n}": _t5_1_1(*s, vocab=250112) for n, s in _T5_1_1_SIZES.items()},
-        # The project's own small T5 1.1 (docs/pretraining.md), shipped in the package.
+        # The size of the project's own small T5 (docs/pretraining.md); the shipped one has
+        # T5 1.1 blocks with T5 1.0's tied embedding.
         "t5_1_1_tiny": _t5_1_1(128, 512, 4, 4),
-        "t5_1_1_lm_adapted_tiny": _t5_1_1(128, 512, 4, 4),
-        # ... and the shipped one: T5 1.1 blocks with T5 1.0's tied embedding.
         "t5_tiny_multitask": _t5_1_1(128, 512, 4, 4).replace(logits_via_embedding=True),
         "t5_1_0_small": _t5_1_0(512, 2048, 8, 6),
         "t5_1_0_base": _t5_1_0(768, 3072, 12, 12),
