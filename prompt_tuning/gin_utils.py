@@ -161,7 +161,7 @@ def _unused_macro_error(unused: Sequence[str]) -> GinConfigError:
         f"Gin macro(s) {', '.join(unused)} are bound on the command line but no binding of "
         f"this run uses them."
         + (f" Nearest known macros: {', '.join(near)}." if near else "")
-        + f" Macros this run uses: {', '.join(known)}."
+        + (f" Macros this run uses: {', '.join(known)}." if known else " Its gin files use none.")
     )
 
 

@@ -83,6 +83,7 @@ def test_collect_tables_and_plots_every_seed(tmp_path):
                 "--dry_run",
                 "--seeds",
                 "0,1,2",
+                "--gin_file=runs/prompt_finetune.gin",
                 *(f"--grid={g}" for g in GRID),
             ]
         )
