@@ -8,8 +8,10 @@ later file or a command-line binding only ever overrides. Errors come back as on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import inspect
+import logging
 import os
 import pathlib
 import re
@@ -206,6 +208,27 @@ def check_bindings(
         gin.clear_config()
 
 
+class _IncludeSearchFilter(logging.Filter):
+    """Drops gin's `Path not found` records, logged for every search path an include misses.
+
+    They printed as stray `ERROR:root:` lines even when a later path had the
+    file; a missing include is still an error, raised by gin with its name.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Path not found")
+
+
+@contextlib.contextmanager
+def _quiet_include_search() -> Iterator[None]:
+    quiet = _IncludeSearchFilter()
+    logging.getLogger().addFilter(quiet)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(quiet)
+
+
 def _parse_checked(
     gin_files: Sequence[str], bindings: Sequence[str], search_paths: Sequence[str]
 ) -> None:
@@ -222,7 +245,8 @@ def _parse_checked(
                 f"Gin file {gin_file!r} not found (searched {', '.join(map(str, roots))})."
             )
         try:
-            gin.parse_config_file(str(found))
+            with _quiet_include_search():
+                gin.parse_config_file(str(found))
         except (ValueError, SyntaxError) as e:
             raise GinConfigError(f"In gin file {gin_file}: {_explain(e)}") from e
     for binding in bindings:

@@ -354,3 +354,38 @@ def test_sweep_grid_macro_misspelt(tmp_path, capsys):
     ]
     _tool_fails(sweep.main, argv, capsys, "PROMPT_LENGHT", "Nearest known macros: PROMPT_LENGTH")
     assert not (tmp_path / "sweep").exists()
+
+
+def test_extract_prompt_names_the_file_a_method_run_saved(finished_run, tmp_path, capsys):
+    """A P-tuning state holds its encoder, not a prompt; the run's own .npy is named."""
+    run = tmp_path / "p_tuning"
+    argv = _argv(run, finished_run[1], "--gin_file=methods/p_tuning.gin")
+    assert train.main([*argv, "--gin.TRAIN_STEPS=2"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "p.npy"
+    argv = ["--model_dir", str(run), "--out", str(out)]
+    _tool_fails(extract_prompt.main, argv, capsys, str(run / "prompts" / "prompt_2.npy"))
+    assert not out.exists()
+
+
+def test_gin_include_search_prints_no_stray_error(caplog):
+    from prompt_tuning import gin_utils
+    from prompt_tuning.pretraining import full_training  # noqa: F401  (its configurables)
+
+    with pytest.raises(gin_utils.GinConfigError, match="MODEL_DIR"):
+        gin_utils.parse(["pretrain/span_corruption.gin"])
+    assert "Path not found" not in caplog.text
+
+
+def test_show_task_list_takes_a_word(capsys):
+    from prompt_tuning import show_task
+
+    assert show_task.main(["--list", "sentiment"]) == 0
+    assert "movie_sentiment" in capsys.readouterr().out.split()
+
+
+def test_train_help_shows_gin_bindings(capsys):
+    with pytest.raises(SystemExit) as raised:
+        train.main(["--help"])
+    assert raised.value.code == 0
+    assert "--gin.KEY=VALUE" in capsys.readouterr().out
