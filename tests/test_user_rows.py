@@ -161,3 +161,23 @@ def test_infer_on_copied_rows_predicts_what_eval_does(name, run_files, tmp_path)
         written = sorted((tmp_path / "infer").glob("*.jsonl"))[-1]
         assert _predictions(written) == expected, suffix
         written.unlink()
+
+
+@pytest.mark.slow
+def test_an_unlabelled_row_reports_no_target(run_files, tmp_path):
+    rows = write_rows(
+        [
+            {"sentence": "the plot was dull"},
+            {"sentence": "the cast was great", "label": "positive"},
+        ],
+        tmp_path / "rows.jsonl",
+    )
+    argv = [
+        "--gin_file=runs/prompt_infer.gin",
+        *_flags(tiny.TASK, *run_files, tmp_path),
+        f"--gin.infer.input_file='{rows}'",
+    ]
+    assert infer.main(argv) == 0
+    written = [json.loads(line) for line in next((tmp_path / "infer").glob("*.jsonl")).open()]
+    assert "target" not in written[0]
+    assert written[1]["target"] == "positive"
