@@ -171,6 +171,8 @@ def _label(value: Any, spec: UserRows, where: str) -> int:
 def _value(name: str, value: Any, spec: Any, row_spec: UserRows, where: str) -> Any:
     """One field's value as the signature's dtype and shape."""
     if isinstance(spec, Mapping):
+        if not isinstance(value, Mapping):
+            raise UserRowsError(f"{where}: field {name} must be an object with {', '.join(spec)}.")
         return {key: _value(key, value.get(key, 0), s, row_spec, where) for key, s in spec.items()}
     if spec.shape.rank == 1:
         return [str(v) for v in value] if isinstance(value, list) else [str(value)]
