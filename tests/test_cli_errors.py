@@ -389,3 +389,9 @@ def test_train_help_shows_gin_bindings(capsys):
         train.main(["--help"])
     assert raised.value.code == 0
     assert "--gin.KEY=VALUE" in capsys.readouterr().out
+
+
+def test_hardware_gin_file_sets_the_mesh(finished_run, fresh, capsys):
+    """hardware/gpu_1.gin asks for one device; this process has 8, so the run refuses to start."""
+    argv = _argv(fresh, finished_run[1], "--gin_file=hardware/gpu_1.gin")
+    _fails(argv, capsys, fresh, "mesh_shape (1, 1) needs 1 devices, but 8 are available")

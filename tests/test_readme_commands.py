@@ -109,6 +109,8 @@ def workspace(tmp_path_factory) -> dict[str, str]:
         "sweeps/length": str(root / "sweep"),
         # Inside flags.
         "models/t5_1_1_lm100k_base.gin": "tiny_task.gin",
+        # One GPU's mesh; the tests run on 8 virtual CPU devices.
+        "hardware/gpu_1.gin": "hardware/cpu.gin",
         "/path/to/t5_1_1_lm100k_base/checkpoint_1100000": str(checkpoint),
         "/tmp/rte_prompt": str(root / "rte_prompt"),
         "runs/rte_prefix": str(root / "rte_prefix"),
