@@ -356,8 +356,12 @@ def test_sweep_grid_macro_misspelt(tmp_path, capsys):
     assert not (tmp_path / "sweep").exists()
 
 
-def test_extract_prompt_names_the_file_a_method_run_saved(finished_run, tmp_path, capsys):
-    """A P-tuning state holds its encoder, not a prompt; the run's own .npy is named."""
+@pytest.mark.slow
+def test_extract_prompt_names_the_file_a_method_run_saved(finished_run, tmp_path, capsys, caplog):
+    """A P-tuning state holds its encoder, not a prompt; the run's own .npy is named.
+
+    Orbax's warning about the state's metadata file is not printed either.
+    """
     run = tmp_path / "p_tuning"
     argv = _argv(run, finished_run[1], "--gin_file=methods/p_tuning.gin")
     assert train.main([*argv, "--gin.TRAIN_STEPS=2"]) == 0
@@ -366,6 +370,7 @@ def test_extract_prompt_names_the_file_a_method_run_saved(finished_run, tmp_path
     argv = ["--model_dir", str(run), "--out", str(out)]
     _tool_fails(extract_prompt.main, argv, capsys, str(run / "prompts" / "prompt_2.npy"))
     assert not out.exists()
+    assert "Metadata file does not exist" not in caplog.text
 
 
 def test_gin_include_search_prints_no_stray_error(caplog):
