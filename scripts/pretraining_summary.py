@@ -1,6 +1,6 @@
 """The figures of a pretraining run that its model card quotes, read from the run's own files.
 
-    python scripts/pretraining_summary.py runs/shipped_t5/multitask [--log runs/shipped_t5/multitask.log]
+    python scripts/pretraining_summary.py runs/shipped_t5/multitask --log LOG [--until 1000]
 
 Prints the configuration (`config.gin`: batch, feature lengths, mixture), the steps trained,
 the mean training cross-entropy and token accuracy over the first and last
@@ -32,13 +32,13 @@ def train_records(model_dir: Path) -> list[dict]:
     return [by_step[s] for s in sorted(by_step)]
 
 
-def compute_seconds(log: Path) -> float:
-    """Seconds spent in steps: each progress line's steps since the previous line over its rate."""
+def compute_seconds(log: Path, until: int) -> float:
+    """Seconds spent in steps up to `until`: each progress line's new steps over its rate."""
     total, previous = 0.0, 0
     for line in log.read_text().splitlines():
         if match := RESUME.match(line):
             previous = int(match.group(1))
-        elif match := PROGRESS.match(line):
+        elif (match := PROGRESS.match(line)) and int(match.group(1)) <= until:
             step = int(match.group(1))
             total += (step - previous) / float(match.group(2))
             previous = step
@@ -50,13 +50,18 @@ def main() -> None:
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--log", type=Path)
     parser.add_argument("--window", type=int, default=100)
+    parser.add_argument(
+        "--until", type=int, default=None, help="the exported step (a run may log steps past it)"
+    )
     args = parser.parse_args()
     config = (args.model_dir / "config.gin").read_text()
     # TRAIN_STEPS is left out: a resumed run may raise it, and config.gin keeps the first value.
     for key in ("BATCH_SIZE", "TASK_FEATURE_LENGTHS", "pretrain.mixture_or_task_name"):
         match = re.search(rf"^{re.escape(key)} = (.+)$", config, flags=re.M)
         print(f"{key}: {match.group(1) if match else '?'}")
-    records = train_records(args.model_dir)
+    records = [
+        r for r in train_records(args.model_dir) if args.until is None or r["step"] <= args.until
+    ]
     print(f"steps trained: {records[-1]['step']}")
     for name, part in (("first", records[: args.window]), ("last", records[-args.window :])):
         ce = np.mean([r["cross_entropy"] for r in part])
@@ -66,7 +71,8 @@ def main() -> None:
             f"cross-entropy {ce:.3f} nats/token, token accuracy {100 * accuracy:.1f}%"
         )
     if args.log:
-        print(f"compute time in steps: {compute_seconds(args.log) / 60:.1f} min")
+        until = records[-1]["step"]
+        print(f"compute time in steps: {compute_seconds(args.log, until) / 60:.1f} min")
 
 
 if __name__ == "__main__":

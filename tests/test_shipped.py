@@ -30,11 +30,12 @@ def test_unknown_name_lists_what_is_shipped(tmp_path, monkeypatch):
         checkpoints.shipped_checkpoint("t5_1_1_huge")
 
 
-def test_the_shipped_model_loads_through_both_readers():
+@pytest.mark.parametrize("name", [demo.SHIPPED_MODEL, "t5_tiny_multitask_2500"])
+def test_the_shipped_models_load_through_both_readers(name):
     """`checkpoints.load` (format detected, config inferred) and the T5X msgpack + zarr reader agree."""
-    path = checkpoints.shipped_checkpoint(demo.SHIPPED_MODEL)
+    path = checkpoints.shipped_checkpoint(name)
     config, params = checkpoints.load(path)
-    assert config == get_config(demo.SHIPPED_MODEL)
+    assert config == get_config(name)
     raw = checkpoints.t5x.read_params(path)
     assert jax.tree.structure(raw) == jax.tree.structure(params)
     for loaded, read in zip(jax.tree.leaves(params), jax.tree.leaves(raw), strict=True):
