@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 import tiny
+import tolerances
 
 from prompt_tuning import eval as eval_cli
 from prompt_tuning import evaluation, infer
@@ -21,13 +22,26 @@ def test_ensemble_scores_equal_each_prompt_alone():
     task = get_task_or_mixture(tiny.TASK)
     examples = evaluation.load_examples(task, "validation", 16)
     ids = label_target_ids(tiny.TASK)
-    stack = jax.random.uniform(jax.random.key(2), (3, 5, tiny.CONFIG.d_model), minval=-0.5, maxval=0.5)
-    together = evaluation.rank_classify(model, params, stack, examples, ids, input_length=16, batch_size=8)
+    stack = jax.random.uniform(
+        jax.random.key(2), (3, 5, tiny.CONFIG.d_model), minval=-0.5, maxval=0.5
+    )
+    together = evaluation.rank_classify(
+        model, params, stack, examples, ids, input_length=16, batch_size=8
+    )
     assert together.shape == (3, len(examples), 2)
+    alone = [
+        evaluation.rank_classify(
+            model, params, stack[i : i + 1], examples, ids, input_length=16, batch_size=8
+        )[0]
+        for i in range(3)
+    ]
+    # Batches of three prompts add in another order than batches of one: equal up to rounding.
+    atol = tolerances.reordered_output_atol(together)
     for i in range(3):
-        alone = evaluation.rank_classify(model, params, stack[i : i + 1], examples, ids, input_length=16, batch_size=8)
-        np.testing.assert_allclose(together[i], alone[0], atol=1e-5)
-        assert (together[i].argmax(-1) == alone[0].argmax(-1)).all()
+        np.testing.assert_allclose(together[i], alone[i], rtol=0, atol=atol)
+        assert (together[i].argmax(-1) == alone[i].argmax(-1)).all()
+        # The control: the next prompt's scores (prompts mixed up) are far outside the tolerance.
+        tolerances.assert_tolerance_catches(together[(i + 1) % 3], alone[i], atol)
 
 
 def test_majority_vote_breaks_ties_by_first_prompt():
@@ -58,7 +72,8 @@ def test_eval_cli_writes_metrics_and_predictions_for_an_ensemble(checkpoint, tmp
         np.save(path, np.random.default_rng(i).uniform(-0.5, 0.5, (5, 16)).astype(np.float32))
         files.append(str(path))
     argv = [
-        "--gin_file=runs/prompt_eval.gin", *_common(checkpoint, tmp_path),
+        "--gin_file=runs/prompt_eval.gin",
+        *_common(checkpoint, tmp_path),
         f"--gin.evaluate.prompt_files={files}",
     ]
     assert eval_cli.main(argv) == 0
@@ -68,7 +83,9 @@ def test_eval_cli_writes_metrics_and_predictions_for_an_ensemble(checkpoint, tmp
         assert values["majority_baseline"] == 50.0
         assert 0 <= values["accuracy"] <= 100
     assert "decode/accuracy" in metrics[files[0]]
-    lines = (tmp_path / "eval" / f"{tiny.TASK}.validation.predictions.jsonl").read_text().splitlines()
+    lines = (
+        (tmp_path / "eval" / f"{tiny.TASK}.validation.predictions.jsonl").read_text().splitlines()
+    )
     records = [json.loads(line) for line in lines]
     assert len(records) == 3 * 32  # 3 prompts x the 32 validation examples
     assert {r["prediction"] for r in records} <= {"negative", "positive"}
@@ -79,14 +96,24 @@ def test_eval_cli_writes_metrics_and_predictions_for_an_ensemble(checkpoint, tmp
 
 def test_infer_on_a_users_jsonl_file(checkpoint, tmp_path):
     rows = tmp_path / "mine.jsonl"
-    rows.write_text('{"sentence": "the film was great", "label": 1}\n{"sentence": "dull", "label": 0}\n')
+    rows.write_text(
+        '{"sentence": "the film was great", "label": 1}\n{"sentence": "dull", "label": 0}\n'
+    )
     prompt = tmp_path / "p.npy"
     np.save(prompt, np.zeros((5, 16), np.float32))
     argv = [
-        "--gin_file=runs/prompt_infer.gin", *_common(checkpoint, tmp_path),
-        f"--gin.PROMPT_FILE='{prompt}'", f"--gin.infer.input_file='{rows}'",
+        "--gin_file=runs/prompt_infer.gin",
+        *_common(checkpoint, tmp_path),
+        f"--gin.PROMPT_FILE='{prompt}'",
+        f"--gin.infer.input_file='{rows}'",
     ]
     assert infer.main(argv) == 0
-    out = [json.loads(line) for line in next((tmp_path / "infer").glob("*.jsonl")).read_text().splitlines()]
-    assert [r["inputs"] for r in out] == ["polarity sentence: the film was great", "polarity sentence: dull"]
+    out = [
+        json.loads(line)
+        for line in next((tmp_path / "infer").glob("*.jsonl")).read_text().splitlines()
+    ]
+    assert [r["inputs"] for r in out] == [
+        "polarity sentence: the film was great",
+        "polarity sentence: dull",
+    ]
     assert all(set(r["scores"]) == {"negative", "positive"} for r in out)

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 import tiny
+import tolerances
 
 from prompt_tuning import evaluation
 from prompt_tuning.data import get_task_or_mixture, label_target_ids
@@ -33,19 +34,22 @@ def setup():
 def test_mixed_batch_matches_single_task_batches(setup, position):
     model, params, first, second, prompts = setup
     tasks = [(first, label_target_ids(tiny.TASK)), (second, OTHER_LABELS)]
-    alone = [
-        evaluation.rank_classify(
+
+    def scored_alone(t: int, prompt: int) -> np.ndarray:
+        """Task `t`'s examples in a batch of their own, with prompt number `prompt`."""
+        examples, labels = tasks[t]
+        return evaluation.rank_classify(
             model,
             params,
-            prompts[t : t + 1],
+            prompts[prompt : prompt + 1],
             examples,
             labels,
             input_length=INPUT_LENGTH,
             batch_size=len(examples),
             prompt_position=position,
         )[0]
-        for t, (examples, labels) in enumerate(tasks)
-    ]
+
+    alone = [scored_alone(t, prompt=t) for t in range(len(tasks))]
     # Interleave the tasks: example i of the mixed batch is (task i % 2, index i // 2).
     order = [(i % 2, i // 2) for i in range(2 * len(first))]
     mixed = evaluation.rank_classify_mixed(
@@ -57,10 +61,15 @@ def test_mixed_batch_matches_single_task_batches(setup, position):
         input_length=INPUT_LENGTH,
         prompt_position=position,
     )
+    # A mixed batch adds in another order than a single-task one: equal up to rounding.
+    atol = tolerances.reordered_output_atol(np.concatenate([a.ravel() for a in alone]))
     for (t, j), scores in zip(order, mixed, strict=True):
         assert scores.shape == (len(tasks[t][1]),)
-        np.testing.assert_allclose(scores, alone[t][j], atol=1e-5)
+        np.testing.assert_allclose(scores, alone[t][j], rtol=0, atol=atol)
         assert scores.argmax() == alone[t][j].argmax()
+    # The control: the other task's prompt (per-example prompts off by one) is far outside it.
+    for t in range(len(tasks)):
+        tolerances.assert_tolerance_catches(scored_alone(t, prompt=1 - t), alone[t], atol)
 
 
 def test_each_example_needs_its_own_prompt_and_labels(setup):
