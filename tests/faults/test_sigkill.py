@@ -42,7 +42,13 @@ def _names(directory: pathlib.Path) -> list[str]:
 
 @dataclasses.dataclass(frozen=True)
 class Kill:
-    """When to kill: `due(model_dir, seconds since start)` turns true."""
+    """When to kill: `due(model_dir, time since start)` turns true.
+
+    Time is counted in units of the uninterrupted run's wall time, so that a
+    delay lands at the same point of a run on a fast CPU as on a slow one (in
+    seconds, a CPU a few times faster than this test's first one would finish
+    a resumed run before a kill at 8 s).
+    """
 
     name: str
     due: Callable[[pathlib.Path, float], bool]
@@ -56,8 +62,10 @@ def writing_state(step: int) -> Kill:
     """
     return Kill(
         f"writing state {step}",
-        lambda d, _: (d / "state" / str(step)).is_dir()
-        or any(n.startswith(f"{step}.orbax-checkpoint-tmp") for n in _names(d / "state")),
+        lambda d, _: (
+            (d / "state" / str(step)).is_dir()
+            or any(n.startswith(f"{step}.orbax-checkpoint-tmp") for n in _names(d / "state"))
+        ),
     )
 
 
@@ -72,24 +80,29 @@ def writing_prompt(step: int) -> Kill:
     prefix = f".tmp_prompt_{step}.npy"
     return Kill(
         f"writing prompt {step}",
-        lambda d, _: (d / "prompts" / f"prompt_{step}.npy").exists()
-        or any(n.startswith(prefix) for n in _names(d / "prompts")),
+        lambda d, _: (
+            (d / "prompts" / f"prompt_{step}.npy").exists()
+            or any(n.startswith(prefix) for n in _names(d / "prompts"))
+        ),
     )
 
 
-def after(seconds: float) -> Kill:
-    return Kill(f"after {seconds:.1f} s", lambda _, t: t >= seconds)
+def after(fraction: float) -> Kill:
+    """After `fraction` of the time an uninterrupted run takes."""
+    return Kill(f"after {fraction:.0%} of a run", lambda _, t: t >= fraction)
 
 
 _delays = random.Random(9)
 # In order of the run's progress, so that every kill has something left to interrupt.
+# Delays are fractions of a run; a resumed run takes about as long as a fresh one
+# (start-up and compilation dominate), so a kill at <40% always finds it running.
 KILLS: list[Kill] = [
-    after(_delays.uniform(1, 6)),
+    after(_delays.uniform(0.03, 0.2)),
     writing_state(4),
     committed_state(4),
     writing_prompt(8),
     writing_state(12),
-    after(_delays.uniform(6, 12)),
+    after(_delays.uniform(0.2, 0.4)),
     committed_state(16),
     writing_prompt(16),
     writing_state(20),
@@ -113,10 +126,18 @@ def _command(model_dir, checkpoint) -> list[str]:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """One uninterrupted run: its prompt file bytes by step, and its wall time."""
+
+    prompts: dict[int, bytes]
+    seconds: float
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, checkpoint):
-    """Prompt file bytes of one uninterrupted run, by step."""
+def reference(tmp_path_factory, checkpoint) -> Reference:
     model_dir = tmp_path_factory.mktemp("uninterrupted")
+    start = time.monotonic()
     subprocess.run(
         _command(model_dir, checkpoint),
         env=train_cli.subprocess_env(),
@@ -124,11 +145,17 @@ def reference(tmp_path_factory, checkpoint):
         capture_output=True,
         timeout=TIMEOUT_S,
     )
-    return {s: run_state.prompt_path(model_dir, s).read_bytes() for s in SAVED_STEPS}
+    return Reference(
+        {s: run_state.prompt_path(model_dir, s).read_bytes() for s in SAVED_STEPS},
+        time.monotonic() - start,
+    )
 
 
-def _run_until(command: list[str], model_dir: pathlib.Path, kill: Kill) -> bool:
-    """Starts `command`; SIGKILLs it when `kill` is due. False if it finished first."""
+def _run_until(command: list[str], model_dir: pathlib.Path, kill: Kill, run_seconds: float) -> bool:
+    """Starts `command`; SIGKILLs it when `kill` is due. False if it finished first.
+
+    `run_seconds` is the wall time of an uninterrupted run, the unit of `kill`'s time.
+    """
     process = subprocess.Popen(
         command,
         env=train_cli.subprocess_env(),
@@ -139,7 +166,7 @@ def _run_until(command: list[str], model_dir: pathlib.Path, kill: Kill) -> bool:
     while process.poll() is None:
         elapsed = time.monotonic() - start
         assert elapsed < TIMEOUT_S, f"no exit and no kill ({kill.name}) in {TIMEOUT_S} s"
-        if kill.due(model_dir, elapsed):
+        if kill.due(model_dir, elapsed / run_seconds):
             process.send_signal(signal.SIGKILL)
             process.wait()
             return True
@@ -185,17 +212,19 @@ def test_ten_sigkills_then_the_same_command_gives_identical_prompts(
     command = _command(model_dir, checkpoint)
     interrupted_writes = 0
     for kill in KILLS:
-        assert _run_until(command, model_dir, kill), f"the run finished before '{kill.name}'"
+        assert _run_until(command, model_dir, kill, reference.seconds), (
+            f"the run finished before '{kill.name}'"
+        )
         interrupted_writes += _left_mid_write(model_dir)
         assert _unverified_files_in_use(model_dir) == [], f"after '{kill.name}'"
         saved = _prompt_bytes(model_dir)
-        assert saved == {s: reference[s] for s in saved}, f"after '{kill.name}'"
+        assert saved == {s: reference.prompts[s] for s in saved}, f"after '{kill.name}'"
     resumed = subprocess.run(
         command, env=train_cli.subprocess_env(), capture_output=True, text=True, timeout=TIMEOUT_S
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "Resuming from step" in resumed.stdout
     assert _unverified_files_in_use(model_dir) == []
-    assert _prompt_bytes(model_dir) == reference
+    assert _prompt_bytes(model_dir) == reference.prompts
     # Some kills really landed inside a write (Orbax's or ours left a temporary behind).
     assert interrupted_writes >= 2
