@@ -57,11 +57,17 @@ TINY_GIN_FLAGS = [
 ]
 
 
+def _code_blocks(text: str) -> list[tuple[str, str]]:
+    """`(language, body)` of each fenced code block, in order."""
+    return re.findall(r"^```([a-z]*)\n(.*?)^```$", text, flags=re.S | re.M)
+
+
 def shell_commands(path: pathlib.Path) -> list[str]:
-    """The commands in `path`'s fenced code blocks: continuations joined, comments dropped."""
-    blocks = re.findall(r"```[a-z]*\n(.*?)```", path.read_text(), flags=re.S)
+    """The commands in `path`'s fenced code blocks (not ```text: printed output), comments dropped."""
     commands = []
-    for block in blocks:
+    for language, block in _code_blocks(path.read_text()):
+        if language == "text":
+            continue
         joined = re.sub(r"\\\n\s*", " ", block)
         for line in joined.splitlines():
             line = line.split(" #")[0].strip()
@@ -109,10 +115,12 @@ def workspace(tmp_path_factory) -> dict[str, str]:
         "sweeps/length": str(root / "sweep"),
         # Inside flags.
         "models/t5_1_1_lm100k_base.gin": "tiny_task.gin",
+        "models/t5_tiny_multitask.gin": "tiny_task.gin",
         # One GPU's mesh; the tests run on 8 virtual CPU devices.
         "hardware/gpu_1.gin": "hardware/cpu.gin",
         "/path/to/t5_1_1_lm100k_base/checkpoint_1100000": str(checkpoint),
         "/tmp/rte_prompt": str(root / "rte_prompt"),
+        "/tmp/movie_prompt": str(root / "movie_prompt"),
         "runs/rte_prefix": str(root / "rte_prefix"),
         "prompt_30000": f"prompt_{STEPS}",
         "my_pairs.jsonl": str(rows),
