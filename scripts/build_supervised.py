@@ -17,7 +17,8 @@ tasks), from the `vaderSentiment==3.3.2` sdist (MIT, pinned by sha256):
 The third supervised task of the mixture, product reviews, reads the bundled
 `tasks/data/sentiment/product_*.tsv` files as they are. The movie-review labels
 and any label computed on movie-review text never enter: `movie_train.txt` is
-not read here. Needs the corpus (`python scripts/build_corpus.py`) first. The
+not read here. Needs the corpus (`python scripts/build_corpus.py`) first, in
+`corpus/` or `$PROMPT_TUNING_CORPUS_DIR`. The
 output is a pure function of the pinned archive and the corpus files, whose
 sha256s the manifest records: a rebuild is byte-identical.
 """
@@ -28,6 +29,7 @@ import collections
 import hashlib
 import importlib.util
 import json
+import os
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -36,7 +38,8 @@ from _sources import fetch, read_text, run_build, sha256_file, unpack, write_tex
 from build_sentiment import VADER
 
 REPO = Path(__file__).resolve().parent.parent
-CORPUS = REPO / "corpus"
+# The corpus folder the pretraining tasks read (tasks/pretraining.py: the same variable).
+CORPUS = Path(os.environ.get("PROMPT_TUNING_CORPUS_DIR") or REPO / "corpus")
 DEFAULT_OUT = CORPUS / "supervised"
 # The general-text corpus files the tone task reads: every corpus file but the movie reviews.
 TONE_SOURCES = ("brown.txt", "sotu.txt", "moby_dick.txt", "wordnet.txt")
