@@ -131,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--model_dir", default=None, help="where the prompt run is written")
     parser.add_argument(
-        "--checkpoint", default=None, help="a T5X checkpoint instead of the shipped one"
+        "--checkpoint",
+        default=None,
+        help="a T5X checkpoint of the same architecture instead of the shipped one (e.g. the 2,500-step export)",
     )
     args = parser.parse_args(argv)
     start = time.perf_counter()
