@@ -93,6 +93,8 @@ def test_folder_written_by_transformers_loads(tied, tmp_path):
     hf_config.tie_word_embeddings = tied  # transformers 5 ignores it in the constructor
     torch.manual_seed(0)
     model = transformers.T5ForConditionalGeneration(hf_config)
+    # Untying separated the encoder/decoder tables too; T5 has one (see the refusal below).
+    model.set_input_embeddings(model.shared)
     model.save_pretrained(tmp_path)
     state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
 
@@ -157,3 +159,39 @@ def test_step_for_an_hf_folder_is_rejected(tiny, tmp_path):
     checkpoints.save_hf(*tiny, tmp_path / "hf")
     with pytest.raises(CheckpointError, match="HF model folder has no steps"):
         checkpoints.load(tmp_path / "hf", step=3)
+
+
+def test_untied_transformers_model_with_its_own_tables_is_refused(tmp_path):
+    """transformers 5 unties `embed_tokens` from `shared` with the output layer."""
+    import transformers
+
+    hf_config = transformers.T5Config(
+        vocab_size=64, d_model=8, d_kv=4, d_ff=12, num_layers=2, num_heads=2,
+        relative_attention_num_buckets=8, feed_forward_proj="gated-gelu",
+    )  # fmt: skip
+    hf_config.tie_word_embeddings = False
+    torch.manual_seed(0)
+    transformers.T5ForConditionalGeneration(hf_config).save_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match=r"embed_tokens.weight'\] differ from shared"):
+        checkpoints.load(tmp_path)
+
+
+@pytest.mark.parametrize("table", ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"])
+def test_separate_embedding_tables_are_refused(table, tiny, tmp_path):
+    """An untied encoder/decoder table (transformers 5 keeps it apart) is not read as `shared`."""
+    config, params = tiny
+    out = tmp_path / "hf"
+    checkpoints.save_hf(config, params, out)
+    tensors = load_file(out / "model.safetensors")
+    # The control: an exact copy of `shared` is what T5 ties, and loads.
+    tensors[table] = tensors["shared.weight"].copy()
+    save_file(tensors, out / "model.safetensors")
+    _assert_bit_equal(checkpoints.load(out)[1], params)
+
+    tensors[table] = tensors["shared.weight"] + np.float32(1e-3)
+    save_file(tensors, out / "model.safetensors")
+    with pytest.raises(
+        CheckpointError,
+        match=rf"{re.escape(str(out))}: HF tensors \['{table}'\] differ from shared",
+    ):
+        checkpoints.load(out)

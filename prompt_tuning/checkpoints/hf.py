@@ -206,6 +206,24 @@ def _hf_shape(path: Path, transposed: bool, shapes: Mapping[str, Any]) -> tuple[
     return shape[::-1] if transposed else shape
 
 
+def _check_copies_equal(state: Mapping[str, Any], names: list[str]) -> None:
+    """Refuses encoder/decoder embedding tables that are not copies of `shared.weight`.
+
+    T5 reads one table; transformers 5 keeps `embed_tokens` as parameters of their
+    own when a model is untied, and loading `shared` alone would silently drop them.
+    """
+    if not names:
+        return
+    shared = np.asarray(state["shared.weight"])
+    differing = [name for name in names if not np.array_equal(np.asarray(state[name]), shared)]
+    if differing:
+        raise ValueError(
+            f"HF tensors {differing} differ from shared.weight: this checkpoint embeds "
+            "encoder and decoder tokens with separate tables, which T5 (one shared "
+            "table) cannot hold. It is not a T5 checkpoint this code can load."
+        )
+
+
 def params_from_hf_state_dict(state: Mapping[str, Any], config: T5Config) -> dict[str, Any]:
     """HF `T5ForConditionalGeneration` state dict -> T5X-named params (unscanned layout).
 
@@ -235,6 +253,7 @@ def params_from_hf_state_dict(state: Mapping[str, Any], config: T5Config) -> dic
     for name in copies:
         if name in state:
             _check_shape(f"HF tensor {name}", state[name].shape, embedding_shape)
+    _check_copies_equal(state, [name for name in _EMBEDDING_COPIES if name in state])
 
     params: dict[str, Any] = {}
     for name, path, transposed in entries:
