@@ -57,6 +57,9 @@ def class_labels(
 ) -> PromptInit:
     """The first rows are the mean sub-token embedding of each class label.
 
+    A prompt shorter than the label list keeps the labels that fit, in order (as
+    the paper's code does, so Figure 3's length-1 class-label point exists).
+
     Args:
       embedding: `[vocab, embed]` token embedding table.
       label_token_ids: the token ids of each label string (no EOS), e.g. the
@@ -72,12 +75,9 @@ def class_labels(
 
     def init(rng: jax.Array, shape: tuple[int, int]) -> jax.Array:
         _check_width(embedding, shape)
-        if shape[0] < len(label_rows):
-            raise ValueError(
-                f"Prompt length {shape[0]} is shorter than the {len(label_rows)} class labels."
-            )
-        rest = fallback(rng, (shape[0] - len(label_rows), shape[1]))
-        return jnp.concatenate([label_rows, rest], axis=0)
+        kept = label_rows[: shape[0]]
+        rest = fallback(rng, (shape[0] - len(kept), shape[1]))
+        return jnp.concatenate([kept, rest], axis=0)
 
     return init
 

@@ -27,6 +27,7 @@ as error bars and points; Lester et al.'s Figure 3 layout).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import csv
 import dataclasses
 import itertools
@@ -35,6 +36,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -196,21 +198,53 @@ def read_plan(sweep_dir: str) -> tuple[str, list[Run]]:
     return plan["command"], [Run(**entry) for entry in plan["runs"]]
 
 
-def run_locally(runs: Sequence[Run]) -> list[str]:
-    """Runs each command in turn (log in `<model_dir>/train.log`); returns the failed run names."""
-    failed = []
-    for i, run in enumerate(runs, 1):
-        print(f"[{i}/{len(runs)}] {run.name}", flush=True)
-        Path(run.model_dir).mkdir(parents=True, exist_ok=True)
-        with open(Path(run.model_dir) / "train.log", "ab") as log:
-            # The same interpreter as this process, so the environment matches commands.sh's.
-            status = subprocess.run(
-                [sys.executable, *run.command[1:]], stdout=log, stderr=subprocess.STDOUT
-            ).returncode
-        if status:
-            print(f"  failed (exit {status}); see {run.model_dir}/train.log", flush=True)
-            failed.append(run.name)
+def _run_one(run: Run) -> int:
+    """Runs one command (log in `<model_dir>/train.log`); returns its exit status."""
+    Path(run.model_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(run.model_dir) / "train.log", "ab") as log:
+        # The same interpreter as this process, so the environment matches commands.sh's.
+        return subprocess.run(
+            [sys.executable, *run.command[1:]], stdout=log, stderr=subprocess.STDOUT
+        ).returncode
+
+
+def _finished(run: Run) -> bool:
+    """A run whose final prompt is saved is not rerun (a sweep resumes where it stopped)."""
+    return (Path(run.model_dir) / "DONE").is_file()
+
+
+def run_locally(runs: Sequence[Run], jobs: int = 1) -> list[str]:
+    """Runs the commands, `jobs` at a time, with a progress line; returns the failed run names.
+
+    Runs that already finished (a `DONE` marker in their folder) are skipped, so an
+    interrupted sweep resumes by running the same command again.
+    """
+    todo = [run for run in runs if not _finished(run)]
+    if len(todo) < len(runs):
+        print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; skipping them.")
+    failed, start = [], time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(_run_one, run): run for run in todo}
+        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            run, status = futures[future], future.result()
+            elapsed = time.perf_counter() - start
+            eta = elapsed / done * (len(todo) - done)
+            if status:
+                failed.append(run.name)
+            else:
+                (Path(run.model_dir) / "DONE").touch()
+            outcome = f"failed (exit {status}; see {run.model_dir}/train.log)" if status else "ok"
+            print(
+                f"[{done}/{len(todo)}] {run.name}: {outcome}  "
+                f"elapsed {_clock(elapsed)}  ETA {_clock(eta)}",
+                flush=True,
+            )
     return failed
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}:{secs:02d}"
 
 
 def best_score(model_dir: str, metric: str) -> tuple[float | None, int | None]:
@@ -377,6 +411,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed_binding", default="DataSpec.seed", help="gin binding of the seed")
     parser.add_argument("--metric", default="accuracy", help="eval metric to maximise")
     parser.add_argument("--x", help="grid key on the plot's x axis (default: the first)")
+    parser.add_argument("--jobs", type=int, default=1, help="local runs at a time (default 1)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dry_run", action="store_true", help="only write commands.sh, runs.json")
     mode.add_argument("--collect", action="store_true", help="only collect an earlier sweep")
@@ -417,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.dry_run:
             print(f"Wrote {len(runs)} commands to {Path(args.sweep_dir) / COMMANDS_FILE}")
             return 0
-        failed = [] if args.collect else run_locally(runs)
+        failed = [] if args.collect else run_locally(runs, args.jobs)
         results = report(runs, args.sweep_dir, args.metric, args.x, commands)
     except (ValueError, FileNotFoundError) as e:
         raise ToolExit("sweep", e) from e
