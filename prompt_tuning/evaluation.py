@@ -20,6 +20,7 @@ import numpy as np
 import seqio
 
 from prompt_tuning import decoding
+from prompt_tuning.methods import is_query_file, pooled_query, resolve
 from prompt_tuning.models import T5
 from prompt_tuning.trainer import sequence_log_likelihoods, target_log_likelihoods
 
@@ -117,10 +118,12 @@ def _ensemble_log_likelihoods(model, prompts, frozen, batch, num_labels, prompt_
         return jnp.repeat(x, rows // num_labels, axis=0)
 
     inputs = {} if prompts is None else jax.tree.map(per_input, as_inputs(prompts))
+    tokens = jnp.tile(batch["encoder_input_tokens"][::num_labels], (num_prompts, 1))
+    # A query-conditioned pool (CODA-Prompt, L2P) becomes each input's own prompt.
+    inputs = dict(resolve(inputs, lambda: pooled_query(model, frozen, tokens)))
     decoder_prefix = inputs.pop("decoder_prefix", None)
     if decoder_prefix is not None:
         decoder_prefix = jnp.repeat(decoder_prefix, num_labels, axis=0)
-    tokens = jnp.tile(batch["encoder_input_tokens"][::num_labels], (num_prompts, 1))
     encoded, mask = model.apply(
         {"params": frozen}, tokens, prompt_position=prompt_position, method="encode", **inputs
     )
@@ -197,14 +200,28 @@ def greedy_predictions(
     for start in range(0, len(examples), batch_size):
         chunk = [ex.inputs for ex in examples[start : start + batch_size]]
         padded = chunk + [chunk[-1]] * (batch_size - len(chunk))
+        inputs = jnp.asarray(_pad(padded, input_length))
         tokens = decoding.greedy_decode(
-            model, frozen, jnp.asarray(_pad(padded, input_length)),
-            max_decode_length=max_decode_length, prompt=prompt,
+            model,
+            frozen,
+            inputs,
+            max_decode_length=max_decode_length,
+            prompt=_pool_prompts(model, frozen, prompt, inputs),
         )
         for row in np.asarray(tokens)[: len(chunk)]:
             row = row.tolist()
             texts.append(vocabulary.decode(row[: row.index(EOS_ID)] if EOS_ID in row else row))
     return texts
+
+
+def _pool_prompts(
+    model: T5, frozen: Any, prompt: jax.Array | Mapping[str, jax.Array] | None, tokens: jax.Array
+) -> jax.Array | Mapping[str, jax.Array] | None:
+    """A query-conditioned pool's prompt for each row of `tokens [b, l]`; other prompts as they are."""
+    if not is_query_file(prompt):
+        return prompt
+    rows = {k: jnp.broadcast_to(x, (tokens.shape[0], *x.shape)) for k, x in prompt.items()}
+    return resolve(rows, lambda: pooled_query(model, frozen, tokens))
 
 
 def task_metrics(

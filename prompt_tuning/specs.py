@@ -33,6 +33,8 @@ gin.external_configurable(methods.PrefixTuning, "PrefixTuning")
 gin.external_configurable(methods.PTuning, "PTuning")
 gin.external_configurable(methods.DeepPrompts, "DeepPrompts")
 gin.external_configurable(methods.MultiTaskPrompts, "MultiTaskPrompts")
+gin.external_configurable(methods.CodaPrompt, "CodaPrompt")
+gin.external_configurable(methods.L2PPrompt, "L2PPrompt")
 
 # Architecture fields a named model must agree on with the checkpoint it loads.
 ARCHITECTURE = (

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from prompt_tuning.methods import Method, ModelInputs
+from prompt_tuning.methods import Method, ModelInputs, add_query, penalty
 from prompt_tuning.models import T5
 
 Batch = Mapping[str, jax.Array]
@@ -216,11 +216,20 @@ def make_train_step(
     """
 
     def summed_loss(prompt, frozen, microbatch, rng):
+        # Query-conditioned methods (CODA-Prompt, L2P) read the frozen encoder's pooled input.
+        microbatch = add_query(method, model, frozen, microbatch)
         inputs = prompt if method is None else method.model_inputs(prompt, microbatch)
-        return batch_loss(
-            model, inputs, frozen, microbatch, loss,
-            dropout_rng=rng if dropout else None, prompt_position=prompt_position,
+        total, sums = batch_loss(
+            model,
+            inputs,
+            frozen,
+            microbatch,
+            loss,
+            dropout_rng=rng if dropout else None,
+            prompt_position=prompt_position,
         )
+        # A method's regulariser is per token: scaled by the tokens, as the summed loss is.
+        return total + penalty(method, prompt, microbatch) * sums["tokens"], sums
 
     # argnums=0: the gradient is taken with respect to the prompt (method parameters) only.
     grad_fn = jax.value_and_grad(summed_loss, argnums=0, has_aux=True)

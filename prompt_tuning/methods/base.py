@@ -13,7 +13,9 @@ Exporting evaluates `model_inputs` once, which folds reparameterisations (an
 MLP over prefixes, a prompt encoder) into plain arrays. That is the small file
 a run saves and eval/infer load: `.npy` when it is one `[P, d]` prompt, `.npz`
 (named by the model inputs) otherwise, so a file needs no method config to run.
-A multi-task file holds one prompt per task instead (`MULTI_TASK_ARRAYS`).
+A multi-task file holds one prompt per task instead (`MULTI_TASK_ARRAYS`), and a
+query-conditioned method (CODA-Prompt, L2P) its pool (`CODA_ARRAYS`, `L2P_ARRAYS`),
+from which evaluation makes each input's prompt (`methods.query`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ MODEL_INPUTS = (
 )
 # What a multi-task file holds instead: `task_prompts [T, P, d]`, `task_names [T]`.
 MULTI_TASK_ARRAYS = ("task_prompts", "task_names")
+# What a query-conditioned pool holds instead (`methods.query`): CODA-Prompt's and L2P's.
+CODA_ARRAYS = ("coda_components", "coda_keys", "coda_attention")
+L2P_ARRAYS = ("l2p_prompts", "l2p_keys", "l2p_top_k")
+# The other kinds of method file: each holds exactly these arrays.
+WHOLE_FILE_KINDS = (MULTI_TASK_ARRAYS, CODA_ARRAYS, L2P_ARRAYS)
+# Batch feature of query-conditioned methods: `[batch, d]`, the frozen encoder's pooled input.
+QUERY = "query"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,10 +110,12 @@ def load_inputs(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except (ValueError, OSError) as e:
         raise ValueError(f"Prompt file {path} is not a readable .npz archive: {e}") from e
     unknown = sorted(set(inputs) - set(MODEL_INPUTS))
-    if (unknown or not inputs) and set(inputs) != set(MULTI_TASK_ARRAYS):
+    whole_file = any(set(inputs) == set(kind) for kind in WHOLE_FILE_KINDS)
+    if (unknown or not inputs) and not whole_file:
         raise ValueError(
             f"Prompt file {path} holds arrays {sorted(inputs)}; a method file holds some of "
-            f"{list(MODEL_INPUTS)} and nothing else, or exactly {list(MULTI_TASK_ARRAYS)}."
+            f"{list(MODEL_INPUTS)} and nothing else, or exactly one of "
+            f"{[list(kind) for kind in WHOLE_FILE_KINDS]}."
         )
     for name, x in inputs.items():
         if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
