@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shlex
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -124,17 +127,9 @@ def test_collect_tables_and_plots_every_seed(tmp_path):
     assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.slow
-def test_sweep_runs_the_tiny_task_locally(tmp_path, monkeypatch):
-    checkpoint = tiny.write_checkpoint(tmp_path / "ckpt")
-    for key, value in subprocess_env().items():
-        monkeypatch.setenv(key, value)
-    argv = [
-        "--sweep_dir",
-        str(tmp_path / "sweep"),
-        "--seeds",
-        "0",
-        *(f"--grid={g}" for g in GRID),
+def _tiny_flags(checkpoint) -> list[str]:
+    """Gin flags of a 2-step run on the tiny random model."""
+    return [
         f"--gin_search_paths={TESTS}",
         "--gin_file=runs/prompt_finetune.gin",
         "--gin_file=tiny_task.gin",
@@ -147,6 +142,42 @@ def test_sweep_runs_the_tiny_task_locally(tmp_path, monkeypatch):
         "--gin.train.save_every=2",
         "--gin.train.eval_every=1",
         "--gin.train.max_eval_examples=8",
+    ]
+
+
+@pytest.mark.slow
+def test_a_dry_run_command_runs_as_written(tmp_path):
+    """What a cluster launcher gets: one line of commands.sh, run by a shell, trains its cell."""
+    checkpoint = tiny.write_checkpoint(tmp_path / "ckpt")
+    argv = ["--sweep_dir", str(tmp_path / "sweep"), "--dry_run", "--seeds", "0,1"]
+    grid = ["--grid=PROMPT_LENGTH=[1,4]", "--gin_file=prompts/random_uniform.gin"]
+    assert sweep.main([*argv, *grid, *_tiny_flags(checkpoint)]) == 0
+    lines = (tmp_path / "sweep" / sweep.COMMANDS_FILE).read_text().splitlines()
+    line = [text for text in lines if not text.startswith("#")][-1]
+    env = subprocess_env(devices=1)
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env["PATH"]])
+    subprocess.run(["sh", "-c", line], env=env, check=True, capture_output=True)
+    run = tmp_path / "sweep" / "PROMPT_LENGTH=4__seed=1"
+    assert np.load(run / "prompts" / "prompt_2.npy").shape == (4, tiny.CONFIG.d_model)
+    assert [json.loads(r)["kind"] for r in (run / "metrics.jsonl").read_text().splitlines()].count(
+        "eval"
+    ) == 2
+
+
+@pytest.mark.slow
+def test_sweep_runs_the_tiny_task_locally(tmp_path, monkeypatch, capsys):
+    checkpoint = tiny.write_checkpoint(tmp_path / "ckpt")
+    for key, value in subprocess_env().items():
+        monkeypatch.setenv(key, value)
+    argv = [
+        "--sweep_dir",
+        str(tmp_path / "sweep"),
+        "--seeds",
+        "0",
+        "--jobs",
+        "2",
+        *(f"--grid={g}" for g in GRID),
+        *_tiny_flags(checkpoint),
     ]
     assert sweep.main(argv) == 0
     rows = list(csv.DictReader((tmp_path / "sweep" / "results.csv").open()))
@@ -161,3 +192,7 @@ def test_sweep_runs_the_tiny_task_locally(tmp_path, monkeypatch):
         prompt = np.load(tmp_path / "sweep" / row["run"] / "prompts" / "prompt_2.npy")
         assert prompt.shape == (int(row["PROMPT_LENGTH"]), tiny.CONFIG.d_model)
     assert (tmp_path / "sweep" / "results.png").stat().st_size > 0
+    # A rerun (an interrupted sweep resumed) skips the finished runs and rewrites the tables.
+    capsys.readouterr()
+    assert sweep.main(argv) == 0
+    assert "4 of 4 runs already finished" in capsys.readouterr().out
