@@ -2,13 +2,18 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo test test-fast lint
+.PHONY: install demo test test-fast lint results
 
 install:
 	$(PIP) install -q -e ".[test]"
 
 demo: install
 	$(PYTHON) -m prompt_tuning.demo
+
+# The paper's findings on the shipped model -> docs/results.md (about 3 hours on 2 cores;
+# resumable; one section: `python scripts/results.py --section NAME`).
+results: install
+	$(PYTHON) scripts/results.py
 
 test: install
 	$(PYTHON) -m pytest -q -p no:cacheprovider

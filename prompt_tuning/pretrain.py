@@ -1,12 +1,20 @@
 """`python -m prompt_tuning.pretrain --gin_file=pretrain/span_corruption.gin [--gin.KEY=VALUE ...]`.
 
-Pretrains every parameter of a T5 (see `prompt_tuning.pretraining.full_training`).
+Trains every parameter of a T5 (see `prompt_tuning.pretraining.full_training`): pretraining,
+and model tuning, the paper's baseline (`--gin_file=runs/model_finetune.gin`).
 """
 
 import sys
 
+import gin
+
 from prompt_tuning import cli
+from prompt_tuning.models import get_config
 from prompt_tuning.pretraining import full_training
+
+# A named architecture (`get_config.name = 't5_tiny_multitask'`, plus execution options such
+# as `get_config.dropout_rate`): model tuning trains a model that a models/*.gin file names.
+gin.external_configurable(get_config, "get_config")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ Format (T5's sst2 style, one shared prefix so a prompt transfers across domains)
   movie_to_product_sentiment   mixture: train on movie reviews, evaluate on movie and product
   movie_to_tweet_sentiment     mixture: train on movie reviews, evaluate on movie and tweets
   movie_sentiment_transfer     mixture: train on movie reviews, evaluate on all three
+  movie_and_polarity_word      mixture: movie reviews and word polarity (multi-task prompts)
 
 The product and tweet sets have no train split: they measure zero-shot domain
 transfer. Each name is registered in the four variants of
@@ -74,3 +75,7 @@ for _domain in DOMAINS:
 for _target in ("product", "tweet"):
     register_mixture(f"movie_to_{_target}_sentiment", [task(TRAIN_DOMAIN), task(_target)])
 register_mixture("movie_sentiment_transfer", [task(d) for d in DOMAINS])
+
+# Multi-task prompts' auxiliary task in docs/results.md: VADER's word ratings under their own
+# prefix (`polarity_word`, tasks/pretraining.py; train split only).
+register_mixture("movie_and_polarity_word", [task(TRAIN_DOMAIN), "polarity_word"])
