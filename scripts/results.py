@@ -54,6 +54,21 @@ ESTIMATE_MIN = {
 }
 ENSEMBLE_EXTRA_SEEDS = (3, 4)
 TRANSFER = "movie_sentiment_transfer"
+LENGTH_INIT_GRID = (
+    "PROMPT_LENGTH=[1,5,20,100,150]",
+    "gin_file=[prompts/random_uniform.gin,prompts/sampled_vocab.gin,prompts/class_labels.gin]",
+)
+OBJECTIVE_GRID = (
+    f"INITIAL_CHECKPOINT_PATH=[{','.join(repr(c) for c in STAGE_CHECKPOINTS.values())}]",
+)
+METHODS_GRID = (
+    "gin_file=[methods/prefix_tuning.gin,methods/p_tuning.gin,methods/deep_prompts.gin]",
+)
+ENSEMBLE_GRID = ("PROMPT_LENGTH=[20]", "gin_file=[prompts/class_labels.gin]")
+MULTI_TASK_GRID = ("gin_file=[methods/multi_task.gin]",)
+MULTI_TASK_MIXTURE = "movie_and_polarity_word"
+# Sections 2, 5 and 7 use section 1's best-known cell: 20 vectors, class-label init.
+CLASS_LABELS_20 = ("--gin_file=prompts/class_labels.gin", "--gin.PROMPT_LENGTH=20")
 
 
 # ----------------------------------------------------------------------- commands
@@ -223,13 +238,8 @@ def _eval_done(out_dir: Path, task: str) -> Callable[[], bool]:
 
 
 def run_length_init(runner: Runner, jobs: int) -> None:
-    grid = [
-        "PROMPT_LENGTH=[1,5,20,100,150]",
-        "gin_file=[prompts/random_uniform.gin,prompts/sampled_vocab.gin,prompts/class_labels.gin]",
-    ]
-    runner.run(
-        "length_init", sweep_command("length_init", grid, SEEDS, jobs), _sweep_done("length_init")
-    )
+    command = sweep_command("length_init", LENGTH_INIT_GRID, SEEDS, jobs)
+    runner.run("length_init", command, _sweep_done("length_init"))
 
 
 def run_objective(runner: Runner, jobs: int) -> None:
@@ -241,11 +251,8 @@ def run_objective(runner: Runner, jobs: int) -> None:
                 "`python scripts/minilm_embeddings.py --d_model 128 --out runs/shipped_t5/minilm_128.npy`"
             )
         runner.run("stage0", stage0_command(), lambda: (stage0 / "checkpoint").is_file())
-    grid = [f"INITIAL_CHECKPOINT_PATH=[{','.join(repr(c) for c in STAGE_CHECKPOINTS.values())}]"]
-    extra = ["--gin_file=prompts/class_labels.gin", "--gin.PROMPT_LENGTH=20"]
-    runner.run(
-        "objective", sweep_command("objective", grid, SEEDS, jobs, extra), _sweep_done("objective")
-    )
+    command = sweep_command("objective", OBJECTIVE_GRID, SEEDS, jobs, CLASS_LABELS_20)
+    runner.run("objective", command, _sweep_done("objective"))
 
 
 def run_transfer(runner: Runner, jobs: int) -> None:
@@ -293,18 +300,11 @@ def hand_written_prompt(runner: Runner) -> str:
 
 def run_ensemble(runner: Runner, jobs: int) -> None:
     run_length_init(runner, jobs)
-    grid = ["PROMPT_LENGTH=[20]", "gin_file=[prompts/class_labels.gin]"]
-    runner.run(
-        "ensemble",
-        sweep_command("ensemble", grid, ENSEMBLE_EXTRA_SEEDS, jobs),
-        _sweep_done("ensemble"),
-    )
+    command = sweep_command("ensemble", ENSEMBLE_GRID, ENSEMBLE_EXTRA_SEEDS, jobs)
+    runner.run("ensemble", command, _sweep_done("ensemble"))
     out = RUNS / "ensemble" / "vote"
-    runner.run(
-        "ensemble/vote",
-        eval_command(out, "movie_sentiment", ensemble_files()),
-        _eval_done(out, "movie_sentiment"),
-    )
+    command = eval_command(out, "movie_sentiment", ensemble_files())
+    runner.run("ensemble/vote", command, _eval_done(out, "movie_sentiment"))
 
 
 def run_interpret(runner: Runner, jobs: int) -> None:
@@ -313,32 +313,17 @@ def run_interpret(runner: Runner, jobs: int) -> None:
 
 def run_methods(runner: Runner, jobs: int) -> None:
     run_length_init(runner, jobs)  # prompt tuning's row
-    grid = ["gin_file=[methods/prefix_tuning.gin,methods/p_tuning.gin,methods/deep_prompts.gin]"]
-    extra = ["--gin_file=prompts/class_labels.gin", "--gin.PROMPT_LENGTH=20"]
-    runner.run(
-        "methods", sweep_command("methods", grid, SEEDS, jobs, extra), _sweep_done("methods")
-    )
+    command = sweep_command("methods", METHODS_GRID, SEEDS, jobs, CLASS_LABELS_20)
+    runner.run("methods", command, _sweep_done("methods"))
     # Multi-task prompts train on movie reviews + word polarity; their movie prompt is then
     # scored on movie reviews alone (the auxiliary task has no validation split).
-    runner.run(
-        "multi_task",
-        sweep_command(
-            "multi_task",
-            ["gin_file=[methods/multi_task.gin]"],
-            SEEDS,
-            jobs,
-            extra,
-            "movie_and_polarity_word",
-            0,
-        ),
-        _sweep_done("multi_task"),
+    command = sweep_command(
+        "multi_task", MULTI_TASK_GRID, SEEDS, jobs, CLASS_LABELS_20, MULTI_TASK_MIXTURE, 0
     )
+    runner.run("multi_task", command, _sweep_done("multi_task"))
     out = RUNS / "multi_task" / "eval_movie"
-    runner.run(
-        "multi_task/eval",
-        eval_command(out, "movie_sentiment", multi_task_files()),
-        _eval_done(out, "movie_sentiment"),
-    )
+    command = eval_command(out, "movie_sentiment", multi_task_files())
+    runner.run("multi_task/eval", command, _eval_done(out, "movie_sentiment"))
 
 
 SECTIONS: dict[str, Callable[[Runner, int], None]] = {
