@@ -121,6 +121,7 @@ def workspace(tmp_path_factory) -> dict[str, str]:
         "/path/to/t5_1_1_lm100k_base/checkpoint_1100000": str(checkpoint),
         "/tmp/rte_prompt": str(root / "rte_prompt"),
         "/tmp/movie_prompt": str(root / "movie_prompt"),
+        "/tmp/movie_model": str(root / "movie_model"),
         "runs/rte_prefix": str(root / "rte_prefix"),
         "prompt_30000": f"prompt_{STEPS}",
         "my_pairs.jsonl": str(rows),
@@ -139,6 +140,9 @@ def tiny_command(command: str, workspace: dict[str, str]) -> tuple[str, list[str
         args = [a for a in args if a != "..."] + TINY_GIN_FLAGS + TINY_JOB_FLAGS[module]
         args += [] if any("tiny_task.gin" in a for a in args) else ["--gin_file=tiny_task.gin"]
         args += _missing_run_flags(args, workspace)
+    if module == "prompt_tuning.pretrain":
+        # Model tuning of the shipped model itself (no tiny stand-in has a named config): 2 steps.
+        args += [f"--gin.TRAIN_STEPS={STEPS}", "--gin.BATCH_SIZE=8"]
     if module == "prompt_tuning.sweep":
         args += [f"--gin_search_paths={TESTS}", "--dry_run"]  # the grid: 45 runs of 30,000 steps
     return module, args
