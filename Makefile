@@ -4,8 +4,14 @@ PIP := $(PYTHON) -m pip
 
 .PHONY: install demo test test-fast lint results
 
+# The t5 library is the differential test's reference. Its own requirements
+# (seqio-nightly, tfds-nightly, mesh-tensorflow) would replace the pinned seqio and
+# TFDS, so it goes in without them; the `t5` extra holds what its data modules import.
+T5_REFERENCE := t5==0.9.4
+
 install:
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,t5]"
+	$(PIP) install -q --no-deps "$(T5_REFERENCE)"
 
 demo: install
 	$(PYTHON) -m prompt_tuning.demo

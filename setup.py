@@ -50,6 +50,10 @@ EXTRAS = {
         "matplotlib",
         "ruff",
     ],
+    # What the t5 library's data modules import, for tests/test_tasks_t5_reference.py.
+    # t5 itself is installed by `make install` with --no-deps: its requirements
+    # (seqio-nightly, tfds-nightly, mesh-tensorflow) would replace seqio and TFDS.
+    "t5": ["babel", "rouge-score", "sacrebleu", "scikit-learn"],
     "gpu": ["jax[cuda12]"],
 }
 

@@ -10,8 +10,18 @@ from prompt_tuning.tasks import (
     mrqa,
     pretraining,
     sentiment,
+    squad,
     super_glue,
     transfer,
 )
 
-__all__ = ["continual", "glue", "mrqa", "pretraining", "sentiment", "super_glue", "transfer"]
+__all__ = [
+    "continual",
+    "glue",
+    "mrqa",
+    "pretraining",
+    "sentiment",
+    "squad",
+    "super_glue",
+    "transfer",
+]

@@ -2,7 +2,11 @@
 
 Each is registered in four variants (see `prompt_tuning.data.registry`). MNLI
 has the splits `train`, `validation_matched`, `validation_mismatched`,
-`test_matched`, `test_mismatched`; AX (the diagnostic set) only `test`.
+`test_matched`, `test_mismatched`; its evaluation sets are also tasks of their
+own, `glue_mnli_matched_v002` and `glue_mnli_mismatched_v002` (`validation`,
+`test`). AX (the diagnostic set) has only `test`. `glue_wnli_v002_simple_eval`
+is WNLI's `validation` and `test` in T5's WSC-style generation format
+(`prompt_tuning.data.wnli_simple`), for models trained on WSC simple.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ FORMATS = {
     "mrpc": GlueFormat("mrpc", ("sentence1", "sentence2"), _PAIR_METRICS),
     "qqp": GlueFormat("qqp", ("question1", "question2"), _PAIR_METRICS),
     "mnli": GlueFormat("mnli", ("hypothesis", "premise"), (metrics.accuracy,)),
+    "mnli_matched": GlueFormat("mnli", ("hypothesis", "premise"), (metrics.accuracy,)),
+    "mnli_mismatched": GlueFormat("mnli", ("hypothesis", "premise"), (metrics.accuracy,)),
     "qnli": GlueFormat("qnli", ("question", "sentence"), (metrics.accuracy,)),
     "rte": GlueFormat("rte", ("sentence1", "sentence2"), (metrics.accuracy,)),
     "wnli": GlueFormat("wnli", ("sentence1", "sentence2"), (metrics.accuracy,)),
@@ -85,6 +91,13 @@ def _register_all() -> None:
         [pre.stsb],
         metric_fns=(metrics.pearson_corrcoef, metrics.spearman_corrcoef),
         postprocess_fn=post.to_float,
+    )
+    register_task(
+        "glue_wnli_v002_simple_eval",
+        source("wnli", ["validation", "test"]),
+        [pre.wnli_simple],
+        metric_fns=(metrics.accuracy,),
+        postprocess_fn=post.wsc_simple,
     )
 
 

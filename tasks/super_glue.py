@@ -6,6 +6,10 @@ Each is registered in four variants (see `prompt_tuning.data.registry`), e.g.
 (`super_glue_wsc_v102`) and as T5's "simple" generation task: train on
 `super_glue_wsc_v102_simple_train`, evaluate on `super_glue_wsc_v102_simple_eval`,
 or use the mixture `super_glue_wsc_and_dev_v102_simple`.
+
+Every task T5 registers here (all but WSC as classification) also has T5's own
+sentinel twin under T5's name: `super_glue_rte_v102_1_sentinel`,
+`super_glue_wsc_v102_simple_1_sentinel_train`, ... (see the registry).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ def _register_classification_tasks() -> None:
             keys=keys,
             label_names=readers.SUPER_GLUE[task].label_names,
             metric_fns=metric_fns,
+            t5_sentinel=True,
         )
     # AX-b names its fields like GLUE; T5 renames them to RTE's premise/hypothesis.
     register_classification(
@@ -61,6 +66,7 @@ def _register_classification_tasks() -> None:
         keys=("hypothesis", "premise"),
         label_names=readers.SUPER_GLUE["axb"].label_names,
         metric_fns=(metrics.matthews_corrcoef,),
+        t5_sentinel=True,
         preformat=(
             functools.partial(
                 seqio.preprocessors.rekey,
@@ -83,6 +89,7 @@ def _register_structured_tasks() -> None:
         metric_fns=(metrics.multirc,),
         postprocess_fn=post.multirc,
         class_labels=readers.BOOL_LABELS,
+        t5_sentinel=True,
     )
     register_task(
         "super_glue_record_v102",
@@ -90,6 +97,7 @@ def _register_structured_tasks() -> None:
         [pre.record],
         metric_fns=(metrics.record,),
         postprocess_fn=post.record,
+        t5_sentinel=True,
     )
     register_task(
         "super_glue_wsc_v102",
@@ -106,6 +114,7 @@ def _register_wsc_simple() -> None:
         "super_glue_wsc_v102_simple_train",
         source("wsc.fixed", ["train"]),
         [functools.partial(pre.wsc_simple, correct_referent_only=True)],
+        t5_sentinel=True,
     )
     register_task(
         "super_glue_wsc_v102_simple_eval",
@@ -113,6 +122,7 @@ def _register_wsc_simple() -> None:
         [functools.partial(pre.wsc_simple, correct_referent_only=False)],
         metric_fns=(metrics.accuracy,),
         postprocess_fn=post.wsc_simple,
+        t5_sentinel=True,
     )
     register_mixture(
         "super_glue_wsc_and_dev_v102_simple",

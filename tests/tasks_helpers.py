@@ -11,10 +11,11 @@ import gzip
 import os
 import pathlib
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import seqio
+import tensorflow as tf
 
 DATA = pathlib.Path(__file__).resolve().parent / "data"
 EOS = 1
@@ -62,6 +63,21 @@ def run_task(name: str, split: str) -> list[dict]:
     task = seqio.get_mixture_or_task(name)
     dataset = task.get_dataset(sequence_length=None, split=split, shuffle=False)
     return list(dataset.as_numpy_iterator())
+
+
+def run_on(
+    name: str, dataset: tf.data.Dataset, sequence_length: Mapping[str, int] | None = None
+) -> list[dict]:
+    """A task's preprocessors applied to `dataset` (raw examples), as numpy values."""
+    task = seqio.get_mixture_or_task(name)
+    examples = task.preprocess_postcache(task.preprocess_precache(dataset), sequence_length)
+    return list(examples.as_numpy_iterator())
+
+
+def rows_dataset(name: str, rows: Sequence[dict]) -> tf.data.Dataset:
+    """`rows`, shaped as the examples of task `name`'s source, as a dataset."""
+    signature = seqio.get_mixture_or_task(name).source.raw.signature
+    return tf.data.Dataset.from_generator(lambda: iter(rows), output_signature=dict(signature))
 
 
 def texts(examples: Sequence[dict]) -> list[tuple[str, str]]:

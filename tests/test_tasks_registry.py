@@ -6,6 +6,7 @@ import gin
 import numpy as np
 import pytest
 import seqio
+from tasks_helpers import rows_dataset, run_on
 
 import prompt_tuning.tasks  # noqa: F401  (registers the tasks)
 from prompt_tuning.data import (
@@ -19,6 +20,7 @@ from prompt_tuning.data import (
     t5_vocabulary,
     task_name,
 )
+from prompt_tuning.data.registry import is_sentinel_variant
 from prompt_tuning.data.vocab import default_vocab_path
 
 
@@ -170,8 +172,44 @@ def test_rank_classify_picks_the_most_likely_label():
 
 def test_every_family_has_four_variants():
     names = set(registered_names())
-    bases = [n for n in names if n.startswith(("super_glue_", "glue_", "mrqa_"))]
+    bases = [n for n in names if n.startswith(("super_glue_", "glue_", "mrqa_", "squad_"))]
     for base in bases:
-        if not base.endswith(("_taskless", "_sentinel")):
+        # T5's own `_1_sentinel` twins are variants, not families.
+        if not base.endswith(("_taskless", "_sentinel")) and "_1_sentinel" not in base:
             for suffix in ("_taskless", "_sentinel", "_taskless_sentinel"):
                 assert base + suffix in names
+
+
+@pytest.mark.parametrize(
+    ("base", "twin"),
+    [
+        ("super_glue_rte_v102", "super_glue_rte_v102_1_sentinel"),
+        ("super_glue_wsc_v102_simple_eval", "super_glue_wsc_v102_simple_1_sentinel_eval"),
+    ],
+)
+def test_t5_sentinel_twins_are_sentinel_variants_picked_by_name(base, twin):
+    assert is_sentinel_variant(twin)
+    assert class_labels(twin) == class_labels(base)
+    assert task_name(twin) == twin
+    with pytest.raises(ValueError, match=f"T5 _1_sentinel variant of '{base}'"):
+        task_name(twin, objective="span_corruption_sentinel")
+
+
+def test_t5_sentinel_twin_strips_the_sentinel_before_scoring():
+    task = seqio.get_mixture_or_task("super_glue_rte_v102_1_sentinel")
+    assert task.postprocess_fn("<extra_id_0> not_entailment", example={}, is_target=False) == 1
+
+
+def test_t5_sentinel_twin_keeps_its_sentinel_when_trimmed(vocab):
+    name = "super_glue_rte_v102_1_sentinel"
+    row = {
+        "premise": "A long premise with many words.",
+        "hypothesis": "Short.",
+        "label": 0,
+        "idx": 0,
+    }
+    (example,) = run_on(name, rows_dataset(name, [row]), {"inputs": 6, "targets": 4})
+    sentinel = 32099
+    assert example["inputs"].tolist()[-2:] == [sentinel, 1]
+    assert len(example["inputs"]) == 6
+    assert example["targets"].tolist()[0] == sentinel

@@ -174,6 +174,39 @@ def squad(targets: Sequence[Sequence[str]], predictions: Sequence[str]) -> dict[
     return {"em": 100.0 * float(np.mean(em)), "f1": 100.0 * float(np.mean(f1))}
 
 
+def _span_text(context: str, prediction: str) -> str:
+    """The context words a `"start: i end: j"` prediction points at; "" when it is malformed.
+
+    Positions count words as the span targets do (`preprocessors.squad_span`):
+    ASCII non-word characters become spaces and every single space separates.
+    """
+    words = re.sub(r"\W", " ", prediction).split()
+    if len(words) < 4:
+        return ""
+    try:
+        start, end = int(words[1]), int(words[3])
+    except ValueError:
+        return ""
+    return " ".join(re.sub(r"[^0-9A-Za-z_]", " ", context).split(" ")[start : end + 1])
+
+
+def span_squad(
+    targets: Sequence[Mapping[str, Any]], predictions: Sequence[str]
+) -> dict[str, float]:
+    """SQuAD EM and F1 of span predictions (`"start: 3 end: 6"`), each against its best answer.
+
+    Args:
+      targets: `{"answers": [...], "context": padded context}` per example.
+      predictions: one span string per example, in the context's word positions.
+
+    T5's own span metric splits the context without the empty words its targets
+    count, so a prediction equal to the target can miss; here the two agree.
+    """
+    _check_lengths(targets, predictions)
+    texts = [_span_text(t["context"], p) for t, p in zip(targets, predictions, strict=True)]
+    return squad([t["answers"] for t in targets], texts)
+
+
 def record(targets: Sequence[Mapping[str, Any]], predictions: Sequence[str]) -> dict[str, float]:
     """ReCoRD EM/F1: one score per query, max over its answers.
 

@@ -128,6 +128,16 @@ def qa(text: Any, example: Mapping[str, Any] | None = None, is_target: bool = Fa
     return [as_text(a) for a in example["answers"]]
 
 
+def span_qa(text: Any, example: Mapping[str, Any] | None = None, is_target: bool = False) -> Any:
+    """Predictions stay strings; targets become `{"answers", "context"}` (the span metric's input)."""
+    if not is_target:
+        return as_text(text)
+    return {
+        "answers": [as_text(a) for a in example["answers"]],
+        "context": as_text(example["context"]),
+    }
+
+
 def _referent_words(text: str) -> str:
     return " ".join(w for w in text.strip().lower().split(" ") if w not in _DETERMINERS)
 

@@ -8,13 +8,17 @@ Formats map TFDS-shaped examples (see `readers`) to `inputs` / `targets` strings
   record query: <q> entities: <e1>, <e2> passage: <p>        -> <entity> (one example per answer)
   wsc text: ... * <noun> * ... # <pronoun> # ...             -> True
   wsc: ... *<pronoun>* ...                                   -> <referent>   (WSC simple)
+  wsc: ... *<pronoun>* ...  (from a WNLI pair)              -> <candidate>  (WNLI simple)
   stsb sentence1: <s1> sentence2: <s2>                       -> 3.8
-  question: <q> context: <c>   (punctuation padded)          -> <answer>     (MRQA)
+  question: <q> context: <c>   (punctuation padded)          -> <answer>     (SQuAD, MRQA)
+  squad trivia question: <q>                                 -> <answer>     (SQuAD context-free)
+  question: <q> context: <c>                                 -> start: <i> end: <j>  (SQuAD span)
 
 Variants for the checkpoint's pretraining objective and task-name token:
 `remove_task_prefix` drops the first word of `inputs` (the "taskless" format),
 `prepend_sentinel` puts `<extra_id_0>` before the target tokens (what a
-span-corruption checkpoint expects to emit first).
+span-corruption checkpoint expects to emit first); `t5_sentinels` is T5's own
+`_1_sentinel` form, with `<extra_id_0>` ending the inputs as well.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Mapping, Sequence
 import seqio
 import tensorflow as tf
 
+from prompt_tuning.data import wnli_simple as wnli_simple_format
 from prompt_tuning.data.vocab import sentinel_id
 
 UNKNOWN_LABEL = "<unk>"  # target of unlabelled (test) examples, as in T5
@@ -162,12 +167,14 @@ def wsc_simple(dataset: tf.data.Dataset, correct_referent_only: bool) -> tf.data
     """WSC as generation: `"wsc: ... *<pronoun>* ..."` -> the candidate noun.
 
     The target is always the candidate (span1), right or wrong; training keeps
-    only the examples whose candidate is the referent (`correct_referent_only`).
+    only the examples whose candidate is the referent (`correct_referent_only`: a
+    label other than 0).
     `label` stays in the example: evaluation asks whether the model named the
     candidate, which is right exactly when the label is True.
     """
     if correct_referent_only:
-        dataset = dataset.filter(lambda ex: tf.equal(ex["label"], 1))
+        # As T5: the label cast to bool, so unlabelled (-1) examples stay too.
+        dataset = dataset.filter(lambda ex: tf.not_equal(ex["label"], 0))
 
     def fn(example: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         pronoun = tf.strings.join([" *", example["span2_text"], "* "])
@@ -180,6 +187,27 @@ def wsc_simple(dataset: tf.data.Dataset, correct_referent_only: bool) -> tf.data
         }
 
     return dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _wnli_texts(premise: tf.Tensor, hypothesis: tf.Tensor) -> tuple[str, str]:
+    return wnli_simple_format.format_pair(premise.numpy().decode(), hypothesis.numpy().decode())
+
+
+@seqio.map_over_dataset
+def wnli_simple(example: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """WNLI as T5's WSC-style generation: `"wsc: ... *<pronoun>* ..."` -> the candidate.
+
+    See `prompt_tuning.data.wnli_simple`; `label` stays for the metric, as in `wsc_simple`.
+    """
+    inputs, targets = tf.py_function(
+        _wnli_texts, [example["sentence1"], example["sentence2"]], [tf.string, tf.string]
+    )
+    return {
+        "inputs": tf.reshape(inputs, []),
+        "targets": tf.reshape(targets, []),
+        "label": example["label"],
+        "idx": example["idx"],
+    }
 
 
 def record(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -223,34 +251,158 @@ def record(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def pad_punctuation(text: tf.Tensor) -> tf.Tensor:
-    """Spaces around every non-word character, runs of whitespace collapsed (T5's QA text)."""
-    text = tf.strings.regex_replace(text, r"(\W)", r" \1 ")
+    """Spaces around every ASCII punctuation mark, runs of whitespace collapsed (T5's QA text).
+
+    `[[:punct:]]` is ASCII-only in RE2, as in T5: letters and symbols beyond
+    ASCII (`é`, `®`, `µ`, curly quotes) stay attached to their words.
+    """
+    text = tf.strings.regex_replace(text, r"([[:punct:]])", r" \1 ")
     return tf.strings.regex_replace(text, r"\s+", " ")
 
 
-@seqio.map_over_dataset
-def mrqa(example: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    """T5's SQuAD format: `"question: <q> context: <c>"` -> the first answer.
+def _string_join(parts: Sequence[str | tf.Tensor]) -> tf.Tensor:
+    """Parts joined by spaces, runs of whitespace collapsed (T5's QA inputs)."""
+    return tf.strings.regex_replace(tf.strings.join(parts, separator=" "), r"\s+", " ")
 
-    Question, context and answers have their punctuation padded; `answers` keeps
-    every acceptable answer for the metric.
-    """
-    answers = pad_punctuation(example["answers"])
-    inputs = tf.strings.join(
-        [
-            "question:",
-            pad_punctuation(example["question"]),
-            "context:",
-            pad_punctuation(example["context"]),
-        ],
-        separator=" ",
+
+class RecordFormatError(ValueError):
+    """A record whose fields are not those the task's format reads."""
+
+
+# Format -> field -> the keys of a nested field (() for a plain one), and the tasks
+# that read records of that shape.
+QA_RECORDS = {
+    "SQuAD": ({"id": (), "question": (), "context": (), "answers": ("text",)}, "squad_v010_*"),
+    "MRQA": ({"qid": (), "question": (), "context": (), "answers": ()}, "mrqa_*_v100"),
+}
+
+
+def _field_names(example: Mapping[str, object]) -> str:
+    return ", ".join(
+        f"{key} {{{', '.join(sorted(value))}}}" if isinstance(value, Mapping) else key
+        for key, value in sorted(example.items())
     )
+
+
+def check_record(example: Mapping[str, object], kind: str) -> None:
+    """Raises `RecordFormatError` unless `example` has the fields of a `kind` record.
+
+    `example` is a dataset's `element_spec` (or an example), so a record of the
+    wrong dataset (a TFDS `squad` record given to an MRQA task, or the reverse)
+    fails before any example is read, naming the fields it should have.
+    """
+    fields, tasks = QA_RECORDS[kind]
+    wrong = [
+        name
+        for name, nested in fields.items()
+        if name not in example
+        or isinstance(example[name], Mapping) != bool(nested)
+        or any(key not in example[name] for key in nested)
+    ]
+    if wrong:
+        expected = ", ".join(
+            f"{name} {{{', '.join(nested)}}}" if nested else name for name, nested in fields.items()
+        )
+        others = [k for k in QA_RECORDS if k != kind]
+        raise RecordFormatError(
+            f"A {kind} task ({tasks}) reads {kind} records with the fields {expected}; this "
+            f"record has {_field_names(example)} ({', '.join(wrong)} missing or shaped "
+            f"differently). A {'/'.join(others)} record belongs to the "
+            f"{', '.join(QA_RECORDS[k][1] for k in others)} tasks."
+        )
+
+
+def _qa_example(
+    question: tf.Tensor, context: tf.Tensor, answers: tf.Tensor, include_context: bool
+) -> dict[str, tf.Tensor]:
+    """T5's SQuAD format of one question: padded text, the first answer as target."""
+    answers = pad_punctuation(answers)
+    question = pad_punctuation(question)
+    context = pad_punctuation(context)
+    if include_context:
+        inputs = _string_join(["question:", question, "context:", context])
+    else:
+        inputs = _string_join(["squad trivia question:", question])
     return {
-        "inputs": tf.strings.regex_replace(inputs, r"\s+", " "),
+        "inputs": inputs,
         "targets": answers[0],
         "answers": answers,
-        "qid": example["qid"],
+        "context": context,
+        "question": question,
     }
+
+
+def squad(dataset: tf.data.Dataset, include_context: bool = True) -> tf.data.Dataset:
+    """T5's SQuAD format: `"question: <q> context: <c>"` -> the first answer.
+
+    With `include_context=False`, `"squad trivia question: <q>"` (T5's
+    context-free SQuAD). Question, context and answers have their punctuation
+    padded; `answers` keeps every acceptable answer for the metric.
+    """
+    check_record(dataset.element_spec, "SQuAD")
+
+    def fn(example: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        formatted = _qa_example(
+            example["question"], example["context"], example["answers"]["text"], include_context
+        )
+        return {**formatted, "id": example["id"]}
+
+    return dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def mrqa(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """MRQA in T5's SQuAD format, as the original prompt-tuning code writes it."""
+    check_record(dataset.element_spec, "MRQA")
+
+    def fn(example: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        formatted = _qa_example(example["question"], example["context"], example["answers"], True)
+        return {**formatted, "qid": example["qid"]}
+
+    return dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _space_tokens(text: tf.Tensor) -> tf.Tensor:
+    """T5's span tokens: non-word characters become spaces, split on every single space.
+
+    Runs of spaces give empty tokens, which count as positions, as in T5.
+    """
+    return tf.strings.split(tf.strings.regex_replace(text, r"\W", " "), sep=" ")
+
+
+def _span_target(context: tf.Tensor, answer: tf.Tensor) -> tf.Tensor:
+    """`"start: <i> end: <j>"`: the answer's first exact match among the context's tokens, or "".
+
+    Like T5, only starts before `len(context) - len(answer)` are tried, so an
+    answer that ends the context is not found.
+    """
+    needle, haystack = _space_tokens(answer), _space_tokens(context)
+    length = tf.size(needle)
+    starts = tf.range(tf.size(haystack) - length)
+    windows = tf.gather(haystack, starts[:, tf.newaxis] + tf.range(length)[tf.newaxis, :])
+    found = tf.where(tf.reduce_all(tf.equal(windows, needle[tf.newaxis, :]), axis=1))[:, 0]
+
+    def span() -> tf.Tensor:
+        start = tf.cast(found[0], tf.int32)
+        end = start + length - 1
+        return tf.strings.join(
+            ["start: ", tf.strings.as_string(start), " end: ", tf.strings.as_string(end)]
+        )
+
+    return tf.cond(tf.size(found) > 0, span, lambda: tf.constant(""))
+
+
+def squad_span(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """T5's SQuAD span format: targets `"start: <i> end: <j>"` over space tokens.
+
+    The span is the first answer's position among the padded context's tokens
+    (`_space_tokens`); questions whose answer is not found are dropped.
+    """
+
+    def fn(example: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return {**example, "targets": _span_target(example["context"], example["targets"])}
+
+    dataset = squad(dataset).map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.filter(lambda ex: tf.strings.length(ex["targets"]) > 0)
 
 
 @seqio.map_over_dataset
@@ -274,3 +426,52 @@ def prepend_sentinel(
         return {**example, "targets": tf.concat([prefix, targets], axis=0)}
 
     return dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def t5_sentinels(
+    dataset: tf.data.Dataset, output_features: Mapping[str, seqio.Feature]
+) -> tf.data.Dataset:
+    """T5's `_1_sentinel` tasks: `<extra_id_0>` after the input tokens and before the targets.
+
+    A token preprocessor (seqio's `add_task_with_sentinels`); follow it with
+    `append_eos_keeping_last` so trimming keeps the input's sentinel.
+    """
+    ids = {key: sentinel_id(output_features[key].vocabulary) for key in ("inputs", "targets")}
+
+    def fn(example: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        inputs, targets = example["inputs"], example["targets"]
+        return {
+            **example,
+            "inputs": tf.concat([inputs, tf.constant([ids["inputs"]], inputs.dtype)], axis=0),
+            "targets": tf.concat([tf.constant([ids["targets"]], targets.dtype), targets], axis=0),
+        }
+
+    return dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def append_eos_keeping_last(
+    dataset: tf.data.Dataset,
+    output_features: Mapping[str, seqio.Feature],
+    sequence_length: Mapping[str, int] | None = None,
+) -> tf.data.Dataset:
+    """EOS after each feature that takes one; a trimmed feature keeps its last token (the sentinel).
+
+    `[t0 .. tn] -> [t0 .. t(L-3), tn, EOS]` when longer than L = `sequence_length[key]`.
+    """
+
+    def finish(key: str, tokens: tf.Tensor) -> tf.Tensor:
+        feature = output_features.get(key)
+        if feature is None or not feature.add_eos:
+            return tokens
+        eos = tf.constant([feature.vocabulary.eos_id], tokens.dtype)
+        limit = (sequence_length or {}).get(key)
+        if limit is None:
+            return tf.concat([tokens, eos], axis=0)
+        kept = tf.minimum(limit, tf.size(tokens) + 1) - 1
+        last = tf.minimum(1, kept)
+        return tf.concat([tokens[: kept - last], tokens[tf.size(tokens) - last :], eos], axis=0)
+
+    return dataset.map(
+        lambda ex: {key: finish(key, value) for key, value in ex.items()},
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )

@@ -1,4 +1,4 @@
-"""Readers for the original distribution files of SuperGLUE, GLUE and MRQA.
+"""Readers for the original distribution files of SuperGLUE, GLUE, MRQA and SQuAD.
 
 Each reader turns one file into examples with exactly the features (names,
 dtypes, label encoding, index) that the TFDS builder of the same dataset
@@ -11,6 +11,7 @@ downloads, under one data root:
   glue/MNLI/{train,dev_matched,dev_mismatched,test_matched,test_mismatched}.tsv
   glue/diagnostic/diagnostic.tsv                the GLUE diagnostic set (AX)
   mrqa/{train,dev}/<Dataset>.jsonl.gz           the MRQA 2019 release (gunzipped .jsonl also read)
+  squad/{train,dev}-v1.1.json                   SQuAD v1.1
 """
 
 from __future__ import annotations
@@ -305,6 +306,18 @@ GLUE = {
             _NLI3,
             _MNLI_FILES,
         ),
+        # TFDS's MNLI evaluation sets on their own (T5's glue_mnli_{matched,mismatched}_v002).
+        *(
+            GlueTask(
+                f"mnli_{kind}",
+                "MNLI",
+                {"premise": "sentence1", "hypothesis": "sentence2"},
+                "gold_label",
+                _NLI3,
+                {"validation": f"dev_{kind}.tsv", "test": f"test_{kind}.tsv"},
+            )
+            for kind in ("matched", "mismatched")
+        ),
         GlueTask("qnli", "QNLI", {"question": "question", "sentence": "sentence"}, "label", _NLI2),
         GlueTask("rte", "RTE", _PAIR, "label", _NLI2),
         GlueTask("wnli", "WNLI", _PAIR, "label", ("not_entailment", "entailment")),
@@ -435,4 +448,51 @@ def mrqa(config: str) -> RawDataset:
         read=_mrqa_examples,
         signature=MRQA_SIGNATURE,
         origin=f"{stem}.jsonl.gz of the MRQA release, https://github.com/mrqa/MRQA-Shared-Task-2019",
+    )
+
+
+# ---------------------------------------------------------------------------
+# SQuAD v1.1
+
+SQUAD_SIGNATURE = {
+    "id": TEXT,
+    "title": TEXT,
+    "context": TEXT,
+    "question": TEXT,
+    "answers": {"text": TEXTS, "answer_start": tf.TensorSpec([None], tf.int32)},
+}
+
+
+def _squad_examples(path: str) -> Iterator[Example]:
+    """TFDS `squad/v1.1` examples: one per question id, its answers gathered."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        articles = json.load(f)["data"]
+    by_id: dict[str, Example] = {}
+    for article in articles:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                example = by_id.setdefault(
+                    qa["id"],
+                    {
+                        "id": qa["id"],
+                        "title": article.get("title", ""),
+                        "context": paragraph["context"],
+                        "question": qa["question"],
+                        "answers": {"text": [], "answer_start": []},
+                    },
+                )
+                for answer in qa["answers"]:
+                    example["answers"]["text"].append(answer["text"])
+                    example["answers"]["answer_start"].append(answer["answer_start"])
+    yield from by_id.values()
+
+
+def squad() -> RawDataset:
+    """SQuAD v1.1 as released (`train-v1.1.json`, `dev-v1.1.json`), shaped like TFDS's."""
+    return RawDataset(
+        name="squad/v1.1",
+        files={"train": "squad/train-v1.1.json", "validation": "squad/dev-v1.1.json"},
+        read=_squad_examples,
+        signature=SQUAD_SIGNATURE,
+        origin="train-v1.1.json and dev-v1.1.json of https://rajpurkar.github.io/SQuAD-explorer/",
     )

@@ -7,6 +7,11 @@ Every task family is registered four times, one seqio Task per variant:
   <base>_sentinel             `<extra_id_0>` before the target tokens (span corruption + sentinel)
   <base>_taskless_sentinel    both
 
+Tasks that T5 gives a `_1_sentinel` twin (SuperGLUE, WSC simple) also get T5's own
+sentinel format under T5's name: `<extra_id_0>` after the input tokens and
+before the targets (`super_glue_rte_v102_1_sentinel`,
+`super_glue_wsc_v102_simple_1_sentinel_eval`); only that name picks it.
+
 A run names the base task and picks the variant with the gin-configurable
 `prompt_tuning.data.task_name` (`objective`, `taskless`). The class labels of a
 classification task, which rank classification scores and class-label prompt
@@ -45,13 +50,19 @@ class Variant:
 
     taskless: bool = False
     sentinel: bool = False
+    # T5's `_1_sentinel` format: the sentinel ends the inputs too.
+    input_sentinel: bool = False
 
     def name(self, base: str) -> str:
         """The registered name of this variant of `base`."""
+        if self.input_sentinel:
+            return _t5_sentinel_name(base)
         return base + "_taskless" * self.taskless + "_sentinel" * self.sentinel
 
     def describe(self) -> str:
-        """`plain`, `taskless`, `sentinel` or `taskless sentinel`."""
+        """`plain`, `taskless`, `sentinel`, `taskless sentinel` or `T5 _1_sentinel`."""
+        if self.input_sentinel:
+            return "T5 _1_sentinel"
         words = [w for w, on in (("taskless", self.taskless), ("sentinel", self.sentinel)) if on]
         return " ".join(words) or "plain"
 
@@ -60,6 +71,18 @@ VARIANTS = tuple(
     Variant(taskless, sentinel) for taskless in (False, True) for sentinel in (False, True)
 )
 PLAIN = Variant()
+T5_SENTINEL = Variant(sentinel=True, input_sentinel=True)
+# seqio's add_task_with_sentinels puts `_1_sentinel` before the first of these.
+_T5_SUFFIXES = ("_train", "_dev", "_test", "_eval", ".")
+
+
+def _t5_sentinel_name(base: str) -> str:
+    """T5's name of the sentinel twin: `x_v102_1_sentinel`, `x_simple_1_sentinel_eval`."""
+    for suffix in _T5_SUFFIXES:
+        at = base.find(suffix)
+        if at >= 0:
+            return f"{base[:at]}_1_sentinel{base[at:]}"
+    return f"{base}_1_sentinel"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +119,7 @@ def register_task(
     task_prefix: bool = True,
     vocabulary: seqio.Vocabulary | None = None,
     user_rows: UserRows | None = None,
+    t5_sentinel: bool = False,
 ) -> list[str]:
     """Registers a text-to-text task under its four variant names.
 
@@ -112,21 +136,16 @@ def register_task(
       vocabulary: defaults to the T5 vocabulary.
       user_rows: how a user's own rows become examples (`infer.input_file`);
         by default the fields a `sources.TaskSource` yields, else no user rows.
+      t5_sentinel: also register T5's `_1_sentinel` twin (see the module docstring).
 
     Returns:
-      The four registered names, plain first.
+      The registered names, plain first.
     """
     features = output_features(vocabulary)
     user_rows = user_rows or _source_rows(source, class_labels or ())
     names = []
-    for variant in VARIANTS:
-        steps = list(formatter)
-        if variant.taskless and task_prefix:
-            steps.append(pre.remove_task_prefix)
-        steps.append(seqio.preprocessors.tokenize)
-        if variant.sentinel:
-            steps.append(pre.prepend_sentinel)
-        steps.append(seqio.preprocessors.append_eos_after_trim)
+    for variant in VARIANTS + (T5_SENTINEL,) * t5_sentinel:
+        steps = [*formatter, *_variant_steps(variant, task_prefix)]
         name = variant.name(base)
         seqio.TaskRegistry.add(
             name,
@@ -141,6 +160,19 @@ def register_task(
         )
         names.append(name)
     return names
+
+
+def _variant_steps(variant: Variant, task_prefix: bool) -> list[Callable[..., object]]:
+    """The steps after the format: prefix removal, tokenisation, sentinels, EOS."""
+    steps: list[Callable[..., object]] = []
+    if variant.taskless and task_prefix:
+        steps.append(pre.remove_task_prefix)
+    steps.append(seqio.preprocessors.tokenize)
+    if variant.input_sentinel:
+        return [*steps, pre.t5_sentinels, pre.append_eos_keeping_last]
+    if variant.sentinel:
+        steps.append(pre.prepend_sentinel)
+    return [*steps, seqio.preprocessors.append_eos_after_trim]
 
 
 def _source_rows(source: seqio.DataSource, label_names: Sequence[str]) -> UserRows | None:
@@ -161,6 +193,7 @@ def register_classification(
     metric_fns: Sequence[MetricFn] = (metrics.accuracy,),
     preformat: Sequence[Callable[..., object]] = (),
     predicted_labels: Sequence[str] | None = None,
+    t5_sentinel: bool = False,
 ) -> list[str]:
     """Registers a T5-style classification task (`"<prefix> k1: v1 k2: v2"` -> label name).
 
@@ -179,9 +212,10 @@ def register_classification(
       predicted_labels: the label words the model emits when they differ from
         `label_names` (zero-shot transfer); they become the class labels and are
         translated position by position into `label_names` before scoring.
+      t5_sentinel: also register T5's `_1_sentinel` twin.
 
     Returns:
-      The four registered names, plain first.
+      The registered names, plain first.
     """
     to_id = post.class_id(label_names)
     if predicted_labels is not None:
@@ -211,6 +245,7 @@ def register_classification(
         postprocess_fn=to_id,
         class_labels=predicted_labels or label_names,
         user_rows=user_rows,
+        t5_sentinel=t5_sentinel,
     )
 
 

@@ -73,7 +73,7 @@ def data_options(
         raise DataNotFoundError(
             f"The data source is 'files' but no data root is set: export {ENV_DATA_DIR}=DIR "
             "(or bind prompt_tuning.data.data_options.data_dir) to the folder holding "
-            "super_glue/, glue/ and mrqa/ as unzipped from the official downloads."
+            "super_glue/, glue/, mrqa/ and squad/ as unzipped from the official downloads."
         )
     # Read here rather than left to TFDS, which reads it once, at import.
     tfds_data_dir = tfds_data_dir or os.environ.get(ENV_TFDS_DATA_DIR) or None
