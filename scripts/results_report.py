@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import results as R
+import results_figures as figures
 
 from prompt_tuning import sweep
 
@@ -104,38 +105,6 @@ def commands_block(commands: Sequence[str]) -> str:
     return "```bash\n" + "\n".join(commands) + "\n```\n"
 
 
-def bars(
-    labels: Sequence[str],
-    per_seed: Sequence[Sequence[float]],
-    path: Path,
-    ylabel: str,
-    baseline: float | None = None,
-    title: str = "",
-) -> None:
-    """Mean bars with every seed as a dot, and the majority class as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(labels)), 3.8))
-    x = np.arange(len(labels))
-    ax.bar(x, [np.mean(v) for v in per_seed], color="#9ecae1", edgecolor="#3182bd")
-    for i, values in enumerate(per_seed):
-        ax.scatter([i] * len(values), values, color="#08519c", s=14, zorder=3)
-    if baseline is not None:
-        ax.axhline(baseline, ls="--", color="grey", label=f"majority class {baseline:.1f}")
-        ax.legend(fontsize="small", loc="lower right")
-    low = min(min(v) for v in per_seed) if baseline is None else min(baseline, *map(min, per_seed))
-    ax.set_ylim(max(0, low - 5), min(100, max(max(v) for v in per_seed) + 5))
-    ax.set_xticks(x, labels, fontsize="small", rotation=15, ha="right")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title or "mean (bar) and each seed (dots)", fontsize="medium")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def figure_link(name: str, alt: str) -> str:
     return f"![{alt}](results/{name}.png)\n"
 
@@ -195,7 +164,7 @@ def section_objective(timings: dict) -> str:
         for label, path in R.STAGE_CHECKPOINTS.items()
     }
     majority = metrics(Path(runs[0].model_dir))[-1][MAJORITY]
-    bars(
+    figures.bars(
         list(by_stage),
         list(by_stage.values()),
         FIGURES / "objective.png",
@@ -269,7 +238,7 @@ def section_design_vs_tuning(timings: dict) -> str:
     table_rows += [
         [label, f"{n:,}", spread([m[movie + "accuracy"] for m in ms])] for label, n, ms in rows
     ]
-    bars(
+    figures.bars(
         ["no prompt", "prompt design", "prompt tuning", "model tuning"],
         [[m[movie + "accuracy"] for m in ms] for _, _, ms in rows],
         FIGURES / "design_vs_tuning.png",
@@ -338,7 +307,7 @@ def section_transfer(timings: dict) -> str:
             for d, _ in domains
         ]
         table_rows.append([label, *cells])
-    _grouped_bars(rows, domains, FIGURES / "transfer.png")
+    figures.grouped_bars(rows, domains, FIGURES / "transfer.png", MAJORITY)
     return (
         "## 4. Domain transfer (Tables 1–2 in spirit)\n\n"
         "The rows of section 3, trained on movie reviews only, evaluated zero-shot on the other "
@@ -350,34 +319,6 @@ def section_transfer(timings: dict) -> str:
         + figure_link("transfer", "accuracy per domain and method")
         + "\nWall time and commands: those of section 3 (one evaluation covers all three domains).\n"
     )
-
-
-def _grouped_bars(rows, domains, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    width = 0.8 / len(rows)
-    for i, (label, _, ms) in enumerate(rows):
-        x = np.arange(len(domains)) + (i - (len(rows) - 1) / 2) * width
-        ax.bar(
-            x,
-            [np.mean([m[f"{d}/accuracy"] for m in ms]) for d, _ in domains],
-            width,
-            label=label[:32],
-        )
-    first = rows[0][2][0]
-    for j, (d, _) in enumerate(domains):
-        ax.hlines(first[f"{d}/{MAJORITY}"], j - 0.45, j + 0.45, colors="grey", linestyles="--")
-    ax.set_xticks(np.arange(len(domains)), [label for _, label in domains])
-    ax.set_ylim(40, 100)
-    ax.set_ylabel("accuracy (%); dashed: majority class")
-    ax.legend(fontsize="x-small", loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def section_ensemble(timings: dict) -> str:
@@ -394,7 +335,7 @@ def section_ensemble(timings: dict) -> str:
         ["best of the five", f"{max(singles):.1f}"],
         ["majority vote of the five (one batched pass)", f"{vote:.1f}"],
     ]
-    bars(
+    figures.bars(
         [f"seed {s}" for s in seeds] + ["vote"],
         [[a] for a in singles] + [[vote]],
         FIGURES / "ensemble.png",
@@ -439,7 +380,7 @@ def section_interpret(timings: dict) -> str:
                 for i, s in zip(ids[row], sims[row], strict=True)
             )
             rows.append([seed, row, words])
-    _label_heatmap(
+    figures.label_heatmap(
         np.load(R.soft_prompt_file(0)), embedding, label_ids, labels, FIGURES / "interpret.png"
     )
     seconds = time.perf_counter() - start
@@ -468,26 +409,6 @@ def section_interpret(timings: dict) -> str:
         + f"\nWall time: {seconds:.0f} s (computed from the saved prompts). One prompt's full listing:\n\n"
         + commands_block([command])
     )
-
-
-def _label_heatmap(prompt, embedding, label_ids, labels, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
-    label_rows = np.stack([embedding[ids].mean(axis=0) for ids in label_ids])
-    nearest = (unit(prompt) @ unit(embedding).T).max(axis=1, keepdims=True)
-    grid = np.concatenate([unit(prompt) @ unit(label_rows).T, nearest], axis=1)
-    fig, ax = plt.subplots(figsize=(4, 6))
-    image = ax.imshow(grid, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(grid.shape[1]), [*labels, "nearest token"], fontsize="small")
-    ax.set_ylabel("prompt row (seed 0)")
-    fig.colorbar(image, label="cosine similarity")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def section_methods(timings: dict) -> str:
@@ -522,7 +443,7 @@ def section_methods(timings: dict) -> str:
         ]
     )
     majority = multi[R.multi_task_files()[0]][MAJORITY]
-    bars(
+    figures.bars(
         list(per_seed),
         list(per_seed.values()),
         FIGURES / "methods.png",
