@@ -17,12 +17,15 @@ from pathlib import Path
 import numpy as np
 import results as R
 import results_figures as figures
+import results_readings as readings
 
 from prompt_tuning import sweep
 
 DOCS = Path("docs")
 FIGURES = DOCS / "results"
 MAJORITY = "majority_baseline"
+# Short names of sections 3 and 4's rows, in `_transfer_rows` order.
+ROW_NAMES = ("no prompt", "prompt design", "prompt tuning", "model tuning")
 
 
 # -------------------------------------------------------------------- reading runs
@@ -50,8 +53,17 @@ def run_span(model_dir: Path) -> tuple[float, float]:
     return start, (model_dir / "metrics.jsonl").stat().st_mtime
 
 
+class Incomplete(Exception):
+    """A section's runs have not all finished."""
+
+
 def sweep_runs(name: str) -> tuple[str, list[sweep.Run]]:
-    return sweep.read_plan(str(R.RUNS / name))
+    """The sweep's command and runs; `Incomplete` while any run lacks its DONE marker."""
+    command, runs = sweep.read_plan(str(R.RUNS / name))
+    unfinished = [r.name for r in runs if not (Path(r.model_dir) / "DONE").is_file()]
+    if unfinished:
+        raise Incomplete(f"{len(unfinished)} of {len(runs)} runs of {name} are not finished")
+    return command, runs
 
 
 def sweep_minutes(names: Sequence[str]) -> tuple[float, float]:
@@ -138,6 +150,9 @@ def section_length_init(timings: dict) -> str:
         ]
         for length in lengths
     ]
+    cells = {(r.run.setting["PROMPT_LENGTH"], r.run.setting["gin_file"]): [] for r in results}
+    for r in results:
+        cells[r.run.setting["PROMPT_LENGTH"], r.run.setting["gin_file"]].append(r.best)
     majority = metrics(Path(runs[0].model_dir))[-1][MAJORITY]
     wall, summed = sweep_minutes(["length_init"])
     return (
@@ -150,7 +165,8 @@ def section_length_init(timings: dict) -> str:
         + figure_link("length_init", "accuracy against prompt length, one line per initialisation")
         + f"\nWall time: {wall:.0f} min for {len(runs)} runs, 2 at a time ({summed:.0f} min summed).\n\n"
         + commands_block([command])
-        + "One cell alone: its line in `runs/results/length_init/commands.sh`.\n"
+        + "One cell alone: its line in `runs/results/length_init/commands.sh`.\n\n"
+        + readings.length_init(cells, {i: Path(i).stem for i in inits})
     )
 
 
@@ -188,6 +204,8 @@ def section_objective(timings: dict) -> str:
         + (f"; the step-0 export {stage0 / 60:.1f} min" if stage0 else "")
         + ".\n\n"
         + commands_block([shlex.join(R.stage0_command()), command])
+        + "\n"
+        + readings.objective(by_stage)
     )
 
 
@@ -239,7 +257,7 @@ def section_design_vs_tuning(timings: dict) -> str:
         [label, f"{n:,}", spread([m[movie + "accuracy"] for m in ms])] for label, n, ms in rows
     ]
     figures.bars(
-        ["no prompt", "prompt design", "prompt tuning", "model tuning"],
+        list(ROW_NAMES),
         [[m[movie + "accuracy"] for m in ms] for _, _, ms in rows],
         FIGURES / "design_vs_tuning.png",
         "movie validation accuracy (%)",
@@ -259,6 +277,13 @@ def section_design_vs_tuning(timings: dict) -> str:
         + f"\nWall time (sections 3 and 4 together): {_transfer_minutes(timings):.0f} min for the model-tuning "
         "runs and the evaluations, plus the soft prompts' runs of section 1.\n\n"
         + commands_block(_transfer_commands())
+        + "\n"
+        + readings.design_vs_tuning(
+            {
+                name: (n, [m[movie + "accuracy"] for m in ms])
+                for name, (_, n, ms) in zip(ROW_NAMES, rows, strict=True)
+            }
+        )
     )
 
 
@@ -308,6 +333,10 @@ def section_transfer(timings: dict) -> str:
         ]
         table_rows.append([label, *cells])
     figures.grouped_bars(rows, domains, FIGURES / "transfer.png", MAJORITY)
+    accuracy = {
+        name: {d: float(np.mean([m[f"{d}/accuracy"] for m in ms])) for d, _ in domains}
+        for name, (_, _, ms) in zip(ROW_NAMES, rows, strict=True)
+    }
     return (
         "## 4. Domain transfer (Tables 1–2 in spirit)\n\n"
         "The rows of section 3, trained on movie reviews only, evaluated zero-shot on the other "
@@ -317,7 +346,8 @@ def section_transfer(timings: dict) -> str:
         + table(header, table_rows)
         + "\n"
         + figure_link("transfer", "accuracy per domain and method")
-        + "\nWall time and commands: those of section 3 (one evaluation covers all three domains).\n"
+        + "\nWall time and commands: those of section 3 (one evaluation covers all three domains).\n\n"
+        + readings.transfer(*(accuracy[name] for name in ROW_NAMES[2:] + ROW_NAMES[:1]))
     )
 
 
@@ -355,6 +385,8 @@ def section_ensemble(timings: dict) -> str:
         + figure_link("ensemble", "each prompt and the vote")
         + f"\nWall time: {wall:.0f} min for the two added runs, {timings.get('ensemble/vote', 0) / 60:.1f} min for the vote.\n\n"
         + commands_block([command, shlex.join(R.eval_command(out, "movie_sentiment", files))])
+        + "\n"
+        + readings.ensemble(singles, vote)
     )
 
 
@@ -368,15 +400,23 @@ def section_interpret(timings: dict) -> str:
     vocab = t5_vocabulary()
     labels = class_labels("movie_sentiment")
     label_ids = [list(vocab.encode(label)) for label in labels]
-    rows, persistence_rows = [], []
+    label_rows = np.stack([embedding[ids].mean(axis=0) for ids in label_ids])  # their init
+    rows, persistence_rows, kept, moved = [], [], [], []
     for seed in R.SEEDS:
         prompt = np.load(R.soft_prompt_file(seed))
         ids, sims = interpret.nearest_tokens(prompt, embedding, 5)
         persist = interpret.label_persistence(ids, label_ids)
         persistence_rows.append([seed, *(str(persist[i]) for i in range(len(labels)))])
+        kept.append([i for i in range(len(labels)) if i in persist[i]])
+        before, after = label_rows, prompt[: len(labels)]
+        moved.append(
+            np.sum(before * after, 1)
+            / np.linalg.norm(before, axis=1)
+            / np.linalg.norm(after, axis=1)
+        )
         for row in range(3):
             words = ", ".join(
-                f"`{vocab.decode([int(i)])}` {s:.2f}"
+                f"`{vocab.decode([int(i)]) or '▁'}` {s:.2f}"
                 for i, s in zip(ids[row], sims[row], strict=True)
             )
             rows.append([seed, row, words])
@@ -408,6 +448,8 @@ def section_interpret(timings: dict) -> str:
         + figure_link("interpret", "cosine similarity of each prompt row to the label embeddings")
         + f"\nWall time: {seconds:.0f} s (computed from the saved prompts). One prompt's full listing:\n\n"
         + commands_block([command])
+        + "\n"
+        + readings.interpret(kept, len(labels), float(np.mean(moved)))
     )
 
 
@@ -422,26 +464,21 @@ def section_methods(timings: dict) -> str:
         )
     multi = eval_report(R.RUNS / "multi_task" / "eval_movie", "movie_sentiment")
     multi_dirs = [Path(f).parents[1] for f in R.multi_task_files()]
-    rows, per_seed = [], {}
-    for name, dirs in groups.items():
-        per_seed[name] = [final_eval(d) for d in dirs]
-        rows.append(
-            [
-                name,
-                f"{trainable_params(dirs[0] / 'state'):,}",
-                f"{np.median([steps_per_s(d) for d in dirs]):.2f}",
-                spread(per_seed[name]),
-            ]
-        )
+    groups["multi-task"] = multi_dirs
+    per_seed = {
+        name: [final_eval(d) for d in dirs] for name, dirs in groups.items() if name != "multi-task"
+    }
     per_seed["multi-task"] = [multi[f]["accuracy"] for f in R.multi_task_files()]
-    rows.append(
+    params = {name: trainable_params(dirs[0] / "state") for name, dirs in groups.items()}
+    rows = [
         [
-            "multi-task (movie + word polarity)",
-            f"{trainable_params(multi_dirs[0] / 'state'):,}",
-            f"{np.median([steps_per_s(d) for d in multi_dirs]):.2f}",
-            spread(per_seed["multi-task"]),
+            "multi-task (movie + word polarity)" if name == "multi-task" else name,
+            f"{params[name]:,}",
+            f"{np.median([steps_per_s(d) for d in dirs]):.2f}",
+            spread(per_seed[name]),
         ]
-    )
+        for name, dirs in groups.items()
+    ]
     majority = multi[R.multi_task_files()[0]][MAJORITY]
     figures.bars(
         list(per_seed),
@@ -475,6 +512,8 @@ def section_methods(timings: dict) -> str:
         + figure_link("methods", "accuracy per method")
         + f"\nWall time: {wall:.0f} min for {len(runs) + len(multi_dirs)} runs ({summed:.0f} min summed).\n\n"
         + commands_block(commands)
+        + "\n"
+        + readings.methods(per_seed, params)
     )
 
 
@@ -497,9 +536,9 @@ def write(timings: dict) -> Path:
         try:
             parts.append(section(timings))
         except FileNotFoundError as e:
-            parts.append(
-                f"## {section.__name__.removeprefix('section_')}\n\nNot run yet ({e.filename}).\n"
-            )
+            parts.append(f"## {section.__name__}\n\nNot run yet ({e.filename}).\n")
+        except Incomplete as e:
+            parts.append(f"## {section.__name__}\n\nNot run yet ({e}).\n")
     path = DOCS / "results.md"
     path.write_text(HEADER + "\n".join(parts))
     return path
