@@ -125,7 +125,7 @@ def interpret(persisting: Sequence[Sequence[int]], label_rows: int, cosine: floa
         + ", ".join(str(k) for k in kept)
         + " (one count per seed) still have their own label among their five nearest tokens "
         f"after training, although their cosine similarity to it fell from 1 to {cosine:.2f} on "
-        "average: the label stays the nearest landmark of a vector that has moved far. Lester et al. found class labels persisting as nearest neighbours "
+        "average: the vector moved far, yet its label is still among its neighbours. Lester et al. found class labels persisting as nearest neighbours "
         "of the prompt vectors initialised with them, and other vectors drifting to "
         "semantically related words.\n"
     )
