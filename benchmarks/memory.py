@@ -46,7 +46,7 @@ from step_setup import (  # noqa: E402
     parse_mesh,
 )
 
-from prompt_tuning import trainer  # noqa: E402
+from prompt_tuning import partitioning, trainer  # noqa: E402
 from prompt_tuning.models import CONFIGS, T5Config, param_shapes  # noqa: E402
 from prompt_tuning.models.config import RematPolicy  # noqa: E402
 
@@ -82,7 +82,7 @@ def lower_step(config: T5Config, shapes: Shapes, mesh_shape: tuple[int, int]) ->
     """
     mesh = make_mesh(mesh_shape)
     optimizer = trainer.make_optimizer()
-    with jax.set_mesh(mesh):
+    with partitioning.activation_sharding(mesh):
         return jit_train_step(config, mesh, optimizer).lower(
             *abstract_step_inputs(config, shapes, mesh, optimizer)
         )

@@ -95,6 +95,24 @@ def _abstract_state(
     )
 
 
+def jit_train_step(
+    step_fn: Callable[..., Any], frozen: Any, mesh: jax.sharding.Mesh, *, tagged: bool
+) -> Any:
+    """`step_fn` jitted for `mesh`: state replicated, frozen tree as loaded, batch over 'data'.
+
+    Trace it (call or lower it) inside `partitioning.activation_sharding(mesh)`,
+    so the model's activation constraints apply.
+    """
+    replicated = partitioning.replicated(mesh)
+    batch = input_pipeline.feature_shardings(partitioning.batch_sharding(mesh), tagged=tagged)
+    return jax.jit(
+        step_fn,
+        in_shardings=(replicated, jax.tree.map(lambda x: x.sharding, frozen), batch, replicated),
+        out_shardings=(replicated, replicated),
+        donate_argnums=(0,),
+    )
+
+
 @gin.configurable
 def train(
     *,
@@ -131,6 +149,7 @@ def train(
     config_text = gin.config_str()
     resuming = check_model_dir(model_dir, config_text)
     mesh = mesh or partitioning.make_mesh()
+    partitioning.check_batch_fits(data.batch_size, mesh)
     config, frozen = load_frozen(model, mesh)
     task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)
     vocabulary = check_vocabulary(task, config)
@@ -194,31 +213,22 @@ def train(
             prompt_position=prompt.position,
             method=method,
         )
-        param_shardings = jax.tree.map(lambda x: x.sharding, frozen)
         task_names = methods.example_tasks(method)
         batch_sharding = partitioning.batch_sharding(mesh)
-        jit_step = jax.jit(
-            step_fn,
-            in_shardings=(
-                replicated,
-                param_shardings,
-                input_pipeline.feature_shardings(batch_sharding, tagged=task_names is not None),
-                replicated,
-            ),
-            out_shardings=(replicated, replicated),
-            donate_argnums=(0,),
+        jit_step = jit_train_step(step_fn, frozen, mesh, tagged=task_names is not None)
+        local_batches = input_pipeline.TrainBatches(
+            input_pipeline.shard_datasets(
+                data.mixture_or_task_name,
+                data.task_feature_lengths,
+                data.batch_size,
+                seed=data.seed,
+                split=data.train_split,
+                num_shards=data.data_shards,
+                task_names=task_names,
+            )
         )
-        dataset = input_pipeline.train_dataset(
-            data.mixture_or_task_name,
-            data.task_feature_lengths,
-            data.batch_size,
-            seed=data.seed,
-            start_step=start,
-            split=data.train_split,
-            num_shards=data.data_shards,
-            task_names=task_names,
-        )
-        batches = input_pipeline.global_batches(dataset, batch_sharding)
+        run_state.resume_data_position(checkpointer, start, local_batches, print_fn)
+        batches = input_pipeline.global_batches(local_batches, batch_sharding)
         writer = MetricsWriter(model_dir)
         rng = partitioning.host_to_global(jax.random.PRNGKey(data.seed + 1), replicated)
 
@@ -229,13 +239,15 @@ def train(
                 raise RunError(
                     f"The prompt became NaN/Inf by step {step}; nothing was saved for it."
                 )
-            checkpointer.save(step, state, {"step": step, "examples": step * data.batch_size})
+            position = {"step": step, "examples": step * data.batch_size}
+            checkpointer.save(step, state, position, local_batches)
             if jax.process_index() == 0:
                 run_state.save_prompt(model_dir, step, host_prompt)
 
         pending: list[tuple[int, dict[str, jax.Array]]] = []
         window_start, window_tokens = time.perf_counter(), 0.0
-        with jax.set_mesh(mesh):
+        # A full or read-only disk stops the run with one message; earlier saves stay good.
+        with run_state.disk_errors(model_dir, checkpointer), partitioning.activation_sharding(mesh):
             for step in range(start + 1, train_steps + 1):
                 state, metrics = jit_step(state, frozen, next(batches), rng)
                 pending.append((step, metrics))
@@ -250,16 +262,20 @@ def train(
                                 f"and state in {model_dir} are kept (step "
                                 f"{checkpointer.latest_step() or 'none yet'})."
                             )
-                        writer.write(s, "train", m)
                         window_tokens += m["tokens"]
                     elapsed = time.perf_counter() - window_start
+                    throughput = {
+                        "steps_per_s": len(fetched) / elapsed,
+                        "tokens_per_s": window_tokens / elapsed,
+                    }
+                    writer.write_window(fetched, throughput)
                     print_fn(
                         progress_line(
                             step,
                             train_steps,
                             float(fetched[-1][1]["loss"]),
-                            len(fetched) / elapsed,
-                            window_tokens / elapsed,
+                            throughput["steps_per_s"],
+                            throughput["tokens_per_s"],
                         )
                     )
                     window_start, window_tokens = time.perf_counter(), 0.0
@@ -277,10 +293,12 @@ def train(
                         position=prompt.position,
                     ).per_prompt[0]
                     writer.write(step, "eval", scores)
+                    writer.flush()
                     print_fn(
                         f"eval @ {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
                     )
                     window_start = time.perf_counter()
+        writer.close()
         checkpointer.wait()
         checkpointer.close()
         return exported(state.prompt)
@@ -439,7 +457,7 @@ def evaluate(
     task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)
     check_vocabulary(task, config)
     stack = _stack_prompt_files(prompt_files, config) if prompt_files else None
-    with jax.set_mesh(mesh):
+    with partitioning.activation_sharding(mesh):
         result = evaluate_prompts(
             T5(config),
             frozen,
@@ -536,7 +554,7 @@ def infer(
     input_length = data.task_feature_lengths["inputs"]
     examples = evaluation.load_examples(task, split, input_length, max_examples)
     t5 = T5(config)
-    with jax.set_mesh(mesh):
+    with partitioning.activation_sharding(mesh):
         if labels:
             scores = evaluation.rank_classify(
                 t5,

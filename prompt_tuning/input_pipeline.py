@@ -3,14 +3,18 @@
 Each process reads only its own shards of the data (`seqio.ShardInfo`), builds
 its `global_batch // process_count` rows, and the per-host batches are joined
 into one global array sharded over the mesh's 'data' axis. The pipeline is
-deterministic given the seed, so a resumed run skips exactly the batches it
-already consumed and sees the same data as an uninterrupted run.
+deterministic given the seed, and `TrainBatches` saves each data shard's
+tf.data iterator with the train state, so a resumed run continues exactly where
+the saved one stopped, at a cost that does not grow with the step (T5X's
+approach). A pipeline tf.data cannot checkpoint (a Python-generator source)
+resumes by skipping the consumed batches instead, with the same data.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -103,18 +107,17 @@ def _tagged_mixture(
     return tf.data.Dataset.sample_from_datasets(datasets, weights=rates, seed=seed)
 
 
-def train_dataset(
+def shard_datasets(
     mixture_or_task_name: str,
     task_feature_lengths: Mapping[str, int],
     global_batch_size: int,
     *,
     seed: int,
-    start_step: int = 0,
     split: str = "train",
     num_shards: int | None = None,
     task_names: Sequence[str] | None = None,
-) -> tf.data.Dataset:
-    """Infinite, shuffled, host-local batches, resuming after `start_step` batches.
+) -> dict[int, tf.data.Dataset]:
+    """This process's data shards: `{shard index: infinite, shuffled batches of that shard}`.
 
     The data is cut into `num_shards` (default: one per process) independent,
     deterministic streams; rows `[s * b, (s + 1) * b)` of every global batch come
@@ -122,9 +125,9 @@ def train_dataset(
     its own block of shards, so with a fixed `num_shards` the global batches, and
     hence the trained prompt, do not depend on how many processes run the job.
 
-    Returns batches `{feature: [global_batch / processes, length]}` as produced by
-    seqio's `EncDecFeatureConverter` without packing; with `task_names` (a
-    multi-task method's tasks) also `task_index [global_batch / processes]`.
+    Each shard yields `{feature: [b, length]}` as seqio's `EncDecFeatureConverter`
+    produces them without packing; with `task_names` (a multi-task method's
+    tasks) also `task_index [b]`.
     """
     get_task_or_mixture(mixture_or_task_name)
     num_shards = num_shards or jax.process_count()
@@ -152,11 +155,79 @@ def train_dataset(
             dataset = _tagged_mixture(read, mixture_or_task_name, split, task_names, seed + index)
         return dataset.batch(shard_batch, drop_remainder=True)
 
-    local = [shard(i) for i in _local_shards(num_shards)]
-    dataset = tf.data.Dataset.zip(tuple(local)).map(
+    return {index: shard(index) for index in _local_shards(num_shards)}
+
+
+def train_dataset(
+    mixture_or_task_name: str,
+    task_feature_lengths: Mapping[str, int],
+    global_batch_size: int,
+    **options: object,
+) -> tf.data.Dataset:
+    """This process's rows of every global batch, `{feature: [global_batch / processes, length]}`.
+
+    The local shards of `shard_datasets` (same arguments) zipped and joined in
+    shard order: the batches `TrainBatches` yields, as one dataset.
+    """
+    local = tuple(
+        shard_datasets(
+            mixture_or_task_name, task_feature_lengths, global_batch_size, **options
+        ).values()
+    )
+    return tf.data.Dataset.zip(local).map(
         lambda *parts: {k: tf.concat([p[k] for p in parts], axis=0) for k in parts[0]}
     )
-    return dataset.skip(start_step).prefetch(tf.data.AUTOTUNE)
+
+
+def _checkpointable(dataset: tf.data.Dataset) -> bool:
+    """Whether tf.data can save an iterator of `dataset` (not when it reads a Python generator)."""
+    with tempfile.TemporaryDirectory() as directory:
+        try:
+            tf.train.Checkpoint(iterator=iter(dataset)).write(f"{directory}/probe")
+        except tf.errors.FailedPreconditionError:
+            return False
+    return True
+
+
+class TrainBatches:
+    """Iterates this process's rows of each global batch; its position saves and restores.
+
+    One tf.data iterator per local data shard. `save` writes each shard's
+    iterator state (shuffle buffers and read offsets: what the next batches
+    depend on) as `shard_<s>` files; `restore` reads them back, so resuming costs
+    the same at any step. Shards are named by their global index, so a run
+    resumed on another number of processes (same `data_shards`) finds its own.
+    """
+
+    def __init__(self, shards: Mapping[int, tf.data.Dataset]):
+        self._datasets = {s: d.prefetch(tf.data.AUTOTUNE) for s, d in shards.items()}
+        self._iterators = {s: iter(d) for s, d in self._datasets.items()}
+        first = next(iter(self._datasets.values()))
+        self.checkpointable = _checkpointable(first)
+
+    def __iter__(self) -> TrainBatches:
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        """The next local batch, `{feature: [rows of this process, length]}`."""
+        parts = [next(iterator) for iterator in self._iterators.values()]
+        return {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}
+
+    def skip(self, batches: int) -> None:
+        """Starts over after `batches` batches: the fallback for an unsaved position (O(batches))."""
+        self._iterators = {s: iter(d.skip(batches)) for s, d in self._datasets.items()}
+
+    def save(self, directory: str) -> None:
+        """Writes every local shard's iterator state under `directory`."""
+        for shard, iterator in self._iterators.items():
+            tf.train.Checkpoint(iterator=iterator).write(f"{directory}/shard_{shard}")
+
+    def restore(self, directory: str) -> None:
+        """Continues every local shard from the state `save` wrote under `directory`."""
+        for shard, iterator in self._iterators.items():
+            tf.train.Checkpoint(iterator=iterator).read(
+                f"{directory}/shard_{shard}"
+            ).assert_consumed()
 
 
 def feature_shardings(sharding: NamedSharding, tagged: bool) -> dict[str, NamedSharding]:
@@ -176,8 +247,8 @@ def to_global(batch: Mapping[str, np.ndarray], sharding: NamedSharding) -> dict[
 
 
 def global_batches(
-    dataset: tf.data.Dataset, sharding: NamedSharding
+    batches: Iterable[Mapping[str, np.ndarray]], sharding: NamedSharding
 ) -> Iterator[dict[str, jax.Array]]:
-    """Iterates a host-local dataset as global, sharded batches."""
-    for batch in dataset.as_numpy_iterator():
+    """Iterates host-local batches (e.g. `TrainBatches`) as global, sharded batches."""
+    for batch in batches:
         yield to_global(batch, sharding)

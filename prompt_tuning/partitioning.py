@@ -8,13 +8,19 @@ changes parallelism by changing the mesh shape alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from prompt_tuning.errors import RunError
+
+if TYPE_CHECKING:
+    from prompt_tuning.models import T5Config
 
 MESH_AXES = ("data", "model")
 
@@ -69,9 +75,58 @@ def make_mesh(
     return jax.make_mesh(tuple(shape), tuple(axis_names), axis_types=auto, devices=devices)
 
 
-def logical_to_sharding(
-    logical_axes: Any, mesh: Mesh, rules: LogicalRules = DEFAULT_RULES
-) -> Any:
+@contextlib.contextmanager
+def activation_sharding(mesh: Mesh, rules: LogicalRules = DEFAULT_RULES) -> Iterator[None]:
+    """The mesh and the logical-axis rules, for tracing a step inside the `with` block.
+
+    The model's `nn.with_logical_constraint` calls are no-ops unless rules are
+    active when the step is traced; with them, XLA keeps activations sharded as
+    the rules say (T5X's behaviour) instead of choosing on its own.
+    """
+    with jax.set_mesh(mesh), nn.logical_axis_rules(list(rules)):
+        yield
+
+
+def _sharded_sizes(config: T5Config) -> dict[str, tuple[int, str]]:
+    """Each logical axis the rules may shard: (its size in `config`, the field it comes from)."""
+    return {
+        "vocab": (config.vocab_size, "vocab_size"),
+        "mlp": (config.d_ff, "d_ff"),
+        "heads": (config.num_heads, "num_heads"),
+        "joined_kv": (config.num_heads * config.d_kv, "num_heads * d_kv"),
+    }
+
+
+def check_mesh_fits(config: T5Config, mesh: Mesh, rules: LogicalRules = DEFAULT_RULES) -> None:
+    """Raises `RunError` naming the mesh axis and the dimension when one does not divide the other.
+
+    Checked before anything is placed on devices, so the run stops with this
+    message rather than a device_put or compilation failure.
+    """
+    mapping = dict(rules)
+    for logical, (size, field) in _sharded_sizes(config).items():
+        axis = mapping.get(logical)
+        devices = mesh.shape.get(axis, 1) if axis else 1
+        if size % devices:
+            raise RunError(
+                f"Mesh axis {axis!r} has {devices} devices, which does not divide the model's "
+                f"{logical} dimension ({field} = {size}): use a mesh whose {axis!r} size "
+                f"divides {size} (make_mesh.mesh_shape in gin/hardware/*.gin)."
+            )
+
+
+def check_batch_fits(batch_size: int, mesh: Mesh, rules: LogicalRules = DEFAULT_RULES) -> None:
+    """Raises `RunError` when the mesh axis that splits the batch does not divide it."""
+    axis = dict(rules).get("batch")
+    devices = mesh.shape.get(axis, 1) if axis else 1
+    if batch_size % devices:
+        raise RunError(
+            f"Mesh axis {axis!r} has {devices} devices, which does not divide the batch size "
+            f"(BATCH_SIZE = {batch_size}): use a batch size that is a multiple of {devices}."
+        )
+
+
+def logical_to_sharding(logical_axes: Any, mesh: Mesh, rules: LogicalRules = DEFAULT_RULES) -> Any:
     """Maps a pytree of logical `PartitionSpec`s to a pytree of `NamedSharding`s."""
     return nn.logical_to_mesh_sharding(logical_axes, mesh, list(rules))
 

@@ -3,18 +3,22 @@
 A run records its exact gin config in `MODEL_DIR/config.gin`; a later run in
 the same directory resumes only if its config matches (up to the bindings
 that may change on resume). Metrics go to `MODEL_DIR/metrics.jsonl`, one JSON
-object per record; result files are never overwritten.
+object per record, and the same scalars to TensorBoard event files under
+`MODEL_DIR/train/` and `MODEL_DIR/eval/` (T5X's layout); result files are never
+overwritten.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jax
 import numpy as np
+import tensorflow as tf
 from etils import epath
+from tensorflow.core.framework import summary_pb2
 
 from prompt_tuning.errors import RunError
 
@@ -25,8 +29,10 @@ _RESUMABLE_CHANGES = ("TRAIN_STEPS", "train.train_steps", "train.log_every", "tr
 
 def _run_identity(config_text: str) -> list[str]:
     return [
-        line for line in config_text.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
+        line
+        for line in config_text.splitlines()
+        if line.strip()
+        and not line.lstrip().startswith("#")
         and not line.split("=")[0].strip().startswith(_RESUMABLE_CHANGES)
     ]
 
@@ -58,21 +64,62 @@ def write_config(model_dir: str, config_text: str) -> None:
     tmp.rename(path)
 
 
+# Marks a summary as a scalar for TensorBoard's scalars dashboard.
+_SCALAR = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+)
+
+
 class MetricsWriter:
-    """Appends one JSON object per record to `MODEL_DIR/metrics.jsonl`."""
+    """Appends one JSON object per record to `MODEL_DIR/metrics.jsonl`, and TensorBoard scalars.
+
+    A record of kind `train` or `eval` also goes, one scalar per value, to the
+    event files of `MODEL_DIR/<kind>/` (`tensorboard --logdir MODEL_DIR` shows
+    both). Only process 0 writes.
+    """
 
     def __init__(self, model_dir: str):
-        self._path = epath.Path(model_dir) / "metrics.jsonl"
+        self._model_dir = epath.Path(model_dir)
+        self._path = self._model_dir / "metrics.jsonl"
         self._enabled = jax.process_index() == 0
+        self._summaries: dict[str, tf.summary.SummaryWriter] = {}
 
     def write(self, step: int, kind: str, values: Mapping[str, float]) -> None:
-        if self._enabled:
-            record = {"step": step, "kind": kind, **{k: float(v) for k, v in values.items()}}
-            with self._path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+        if not self._enabled:
+            return
+        record = {"step": step, "kind": kind, **{k: float(v) for k, v in values.items()}}
+        with self._path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if kind not in self._summaries:
+            self._summaries[kind] = tf.summary.create_file_writer(str(self._model_dir / kind))
+        with self._summaries[kind].as_default(step=step):
+            for name, value in values.items():
+                # What tensorboard's scalar summary writes, without needing the tensorboard package.
+                tf.summary.write(name, tf.constant(float(value), tf.float32), metadata=_SCALAR)
+
+    def write_window(
+        self, fetched: Sequence[tuple[int, Mapping[str, float]]], throughput: Mapping[str, float]
+    ) -> None:
+        """A `train` record per step of a log window; the last also holds the window's throughput."""
+        for i, (step, metrics) in enumerate(fetched):
+            last = i == len(fetched) - 1
+            self.write(step, "train", {**metrics, **(throughput if last else {})})
+        self.flush()
+
+    def flush(self) -> None:
+        """Makes every scalar written so far readable by TensorBoard."""
+        for summary in self._summaries.values():
+            summary.flush()
+
+    def close(self) -> None:
+        for summary in self._summaries.values():
+            summary.close()
+        self._summaries = {}
 
 
-def progress_line(step: int, total: int, loss: float, steps_per_s: float, tokens_per_s: float) -> str:
+def progress_line(
+    step: int, total: int, loss: float, steps_per_s: float, tokens_per_s: float
+) -> str:
     """One log line: step, loss, throughput and the time left at this pace."""
     eta = (total - step) / steps_per_s if steps_per_s > 0 else float("inf")
     eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if np.isfinite(eta) else "?"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax
 import jax
@@ -43,18 +43,46 @@ class LossConfig:
     label_smoothing: float = 0.0
 
 
+class Optimizer(NamedTuple):
+    """An optax transformation (`init`, `update`) that also tells its learning rate.
+
+    `learning_rate` (a number, or a schedule of the update count) is what the
+    train step reports in its metrics; the transformation itself is unchanged.
+    """
+
+    init: optax.TransformInitFn
+    update: optax.TransformUpdateFn
+    learning_rate: optax.ScalarOrSchedule
+
+
+def with_learning_rate(
+    transformation: optax.GradientTransformation, learning_rate: optax.ScalarOrSchedule
+) -> Optimizer:
+    """`transformation` labelled with the learning rate it applies."""
+    return Optimizer(transformation.init, transformation.update, learning_rate)
+
+
+def learning_rate_metric(optimizer: Any, step: jax.Array) -> dict[str, jax.Array]:
+    """`{"learning_rate": []}` at update `step` (0 for the first), or `{}` if unknown."""
+    learning_rate = getattr(optimizer, "learning_rate", None)
+    if learning_rate is None:
+        return {}
+    value = learning_rate(step) if callable(learning_rate) else learning_rate
+    return {"learning_rate": jnp.asarray(value, jnp.float32)}
+
+
 def make_optimizer(
-    learning_rate: float = 0.3,
+    learning_rate: optax.ScalarOrSchedule = 0.3,
     decay_rate: float = 0.8,
     weight_decay_rate: float | None = 1e-5,
     clipping_threshold: float | None = 1.0,
-) -> optax.GradientTransformation:
+) -> Optimizer:
     """Adafactor as the original prompt-tuning gin files configure it.
 
     Constant learning rate, no parameter scaling, and no factoring: the prompt is
     small enough for a full second-moment estimate.
     """
-    return optax.adafactor(
+    adafactor = optax.adafactor(
         learning_rate=learning_rate,
         decay_rate=decay_rate,
         multiply_by_parameter_scale=False,
@@ -62,12 +90,15 @@ def make_optimizer(
         clipping_threshold=clipping_threshold,
         factored=False,
     )
+    return with_learning_rate(adafactor, learning_rate)
 
 
 def init_state(prompt: Params, optimizer: optax.GradientTransformation) -> TrainState:
     """Fresh state at step 0 for a `[P, d]` prompt (or a method's trainable pytree)."""
     prompt = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), prompt)
-    return TrainState(step=jnp.zeros((), jnp.int32), prompt=prompt, opt_state=optimizer.init(prompt))
+    return TrainState(
+        step=jnp.zeros((), jnp.int32), prompt=prompt, opt_state=optimizer.init(prompt)
+    )
 
 
 def token_losses(
@@ -239,6 +270,7 @@ def make_train_step(
         if num_microbatches == 1:
             (_, sums), grad = grad_fn(state.prompt, frozen, batch, rng)
         else:
+
             def accumulate(carry, indexed):
                 index, microbatch = indexed
                 (_, mb_sums), mb_grad = grad_fn(
@@ -247,15 +279,22 @@ def make_train_step(
                 return jax.tree.map(jnp.add, carry, (mb_grad, mb_sums)), None
 
             micro = _split_microbatches(batch, num_microbatches)
-            zeros = (jax.tree.map(jnp.zeros_like, state.prompt), dict.fromkeys(
-                ("cross_entropy", "z_loss", "tokens", "correct_tokens"), jnp.zeros((), jnp.float32)
-            ))
-            (grad, sums), _ = jax.lax.scan(
-                accumulate, zeros, (jnp.arange(num_microbatches), micro)
+            zeros = (
+                jax.tree.map(jnp.zeros_like, state.prompt),
+                dict.fromkeys(
+                    ("cross_entropy", "z_loss", "tokens", "correct_tokens"),
+                    jnp.zeros((), jnp.float32),
+                ),
             )
+            (grad, sums), _ = jax.lax.scan(accumulate, zeros, (jnp.arange(num_microbatches), micro))
         prompt, opt_state, metrics = apply_token_mean_update(
             optimizer, grad, sums, state.opt_state, state.prompt
         )
+        metrics = {
+            **metrics,
+            **learning_rate_metric(optimizer, state.step),
+            "prompt_norm": optax.tree.norm(prompt),
+        }
         return TrainState(step=state.step + 1, prompt=prompt, opt_state=opt_state), metrics
 
     return step
@@ -282,5 +321,7 @@ def sequence_log_likelihoods(
 def target_log_likelihoods(logits: jax.Array, batch: Batch) -> jax.Array:
     """`[batch, target_length, vocab]` logits -> summed log-probability of the targets `[batch]`."""
     log_probs = jax.nn.log_softmax(logits, axis=-1)
-    target_lp = jnp.take_along_axis(log_probs, batch["decoder_target_tokens"][..., None], -1)[..., 0]
+    target_lp = jnp.take_along_axis(log_probs, batch["decoder_target_tokens"][..., None], -1)[
+        ..., 0
+    ]
     return jnp.sum(target_lp * batch["decoder_loss_weights"], axis=-1)

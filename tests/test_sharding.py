@@ -109,3 +109,62 @@ def test_sharded_greedy_decoding_equals_single_device():
             jax.device_put(inputs, partitioning.batch_sharding(mesh)),
         )
     np.testing.assert_array_equal(np.asarray(tokens), np.asarray(expected))
+
+
+def _lowered_train_step(mesh: jax.sharding.Mesh, with_rules: bool):
+    """The train step as `experiment.train` jits it, lowered with or without the rules."""
+    from prompt_tuning import experiment, trainer
+
+    optimizer = trainer.make_optimizer()
+    step = trainer.make_train_step(T5(CONFIG), optimizer)
+    frozen = _place(CONFIG, _params(), mesh)
+    # A fresh jit each time: flax's rules are not part of JAX's tracing cache key.
+    jitted = experiment.jit_train_step(step, frozen, mesh, tagged=False)
+    inputs, targets = _batch()
+    batch = {
+        "encoder_input_tokens": inputs,
+        "decoder_input_tokens": targets,
+        "decoder_target_tokens": targets,
+        "decoder_loss_weights": np.ones_like(targets),
+    }
+    state = trainer.init_state(np.zeros((3, CONFIG.d_model), np.float32), optimizer)
+    context = partitioning.activation_sharding(mesh) if with_rules else jax.set_mesh(mesh)
+    with context:
+        return jitted.lower(state, frozen, batch, jax.random.key(0))
+
+
+def test_train_step_carries_the_activation_shardings():
+    """On a (4, 2) mesh the compiled step keeps heads and MLP activations split over 'model'."""
+    mesh = partitioning.make_mesh((4, 2))
+    lowered = _lowered_train_step(mesh, with_rules=True)
+    text = lowered.as_text()
+    # Encoder length 13 = 3 prompt vectors + 10 tokens. Batch over 'data' everywhere; heads,
+    # MLP and vocabulary over 'model'.
+    for constraint in (
+        '[{"data"}, {}, {"model"}, {}]> : tensor<8x13x4x6xf32>',  # [batch, length, heads, kv]
+        '[{"data"}, {}, {"model"}]> : tensor<8x13x48xf32>',  # [batch, length, mlp]
+        '[{"data"}, {}, {"model"}]> : tensor<8x5x128xf32>',  # [batch, length, vocab] logits
+        '[{"data"}, {}, {}]> : tensor<8x13x24xf32>',  # [batch, length, embed]
+    ):
+        assert "sharding_constraint %" in text and constraint in text, constraint
+    # Each device's buffers are its shard: batch 8 / 4, heads 4 / 2.
+    assert "f32[2,13,2,6]" in lowered.compile().as_text()
+    # The control: traced without the rules (as before), the model's constraints are no-ops.
+    assert "sharding_constraint" not in _lowered_train_step(mesh, with_rules=False).as_text()
+
+
+def test_mesh_axis_that_does_not_divide_the_heads_is_named(tmp_path):
+    """6 heads over model=4: one error naming the axis and the dimension, before any placement."""
+    from prompt_tuning import checkpoints
+    from prompt_tuning.errors import RunError
+
+    config = CONFIG.replace(num_heads=6, d_kv=4)  # joined_kv 24 divides by 4; heads do not
+    path = checkpoints.save_t5x(init_params(config, jax.random.key(0)), tmp_path, 0)
+    with pytest.raises(
+        RunError,
+        match=r"Mesh axis 'model' has 4 devices, which does not divide the model's heads "
+        r"dimension \(num_heads = 6\)",
+    ):
+        checkpoints.load(path, mesh=partitioning.make_mesh((2, 4)))
+    # The control: the same checkpoint loads on a mesh whose 'model' axis divides 6.
+    checkpoints.load(path, mesh=partitioning.make_mesh((4, 2)))

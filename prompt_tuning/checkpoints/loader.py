@@ -168,6 +168,6 @@ def _open_hf(model_dir: str) -> tuple[T5Config, dict[str, LazyArray]]:
 def _shardings(config: T5Config, mesh: Mesh | None, rules: Any) -> Any:
     if mesh is None:
         return None
-    return partitioning.logical_to_sharding(
-        models.logical_axes(config), mesh, partitioning.DEFAULT_RULES if rules is None else rules
-    )
+    rules = partitioning.DEFAULT_RULES if rules is None else rules
+    partitioning.check_mesh_fits(config, mesh, rules)
+    return partitioning.logical_to_sharding(models.logical_axes(config), mesh, rules)

@@ -5,7 +5,9 @@
   file and a rename, so a reader never sees half a file. A prompt method whose
   export is several arrays saves `prompt_<step>.npz` the same way.
 - `state/<step>/`: the resumable state (prompt, optimizer state, step) plus the
-  data position, saved with Orbax (which commits a step only once complete).
+  data position (`data`: examples consumed; `data_iterator/shard_<s>.*`: each
+  data shard's tf.data iterator state, written by the process reading it),
+  saved with Orbax (which commits a step only once every process has written).
   Once committed, `state/<step>/sha256sums` lists the digest of every file in it.
 - `rejected/`: prompts and state steps that failed verification (or were
   superseded by a different array), moved aside and named in the log, never deleted.
@@ -16,6 +18,9 @@ step to the newest one whose digests match and that Orbax restores.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import errno
 import hashlib
 import io
 import logging
@@ -24,8 +29,8 @@ import re
 import tempfile
 import time
 import zipfile
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 
 import jax
 import numpy as np
@@ -235,6 +240,37 @@ def verify_state_step(step_dir: str | os.PathLike) -> str | None:
     return _check_sums(step_dir, sums)
 
 
+class DataPosition(Protocol):
+    """An input pipeline whose position is files in a folder (`input_pipeline.TrainBatches`)."""
+
+    checkpointable: bool
+
+    def save(self, directory: str) -> None: ...
+
+    def restore(self, directory: str) -> None: ...
+
+    def skip(self, batches: int) -> None: ...
+
+
+class DataIteratorHandler(ocp.CheckpointHandler):
+    """Orbax item of a pipeline's position: each process writes (and reads) its own files."""
+
+    def save(self, directory: epath.Path, args: DataIteratorArgs) -> None:
+        args.batches.save(os.fspath(directory))
+
+    def restore(self, directory: epath.Path, args: DataIteratorArgs) -> None:
+        args.batches.restore(os.fspath(directory))
+
+
+@ocp.args.register_with_handler(DataIteratorHandler, for_save=True, for_restore=True)
+@dataclasses.dataclass
+class DataIteratorArgs(ocp.args.CheckpointArgs):
+    batches: DataPosition
+
+
+DATA_ITERATOR = "data_iterator"
+
+
 class StateMismatchError(CheckpointError):
     """An intact state step whose structure differs from the run's train state."""
 
@@ -243,10 +279,11 @@ class StateCheckpointer:
     """Orbax-backed save / restore of the resumable train state.
 
     The state pytree holds the prompt, its optimizer state and the step; the
-    data position (examples consumed) is saved beside it as JSON so the input
-    pipeline can resume exactly where it stopped. Saves are synchronous (the
-    state is small) so that each step's manifest is written as soon as Orbax
-    has committed it.
+    data position (examples consumed) is saved beside it as JSON and, when the
+    pipeline can be checkpointed, as its iterators' states, so the input
+    pipeline resumes exactly where it stopped without replaying it. Saves are
+    synchronous (the state is small) so that each step's manifest is written
+    as soon as Orbax has committed it.
     """
 
     def __init__(self, model_dir: str | os.PathLike, max_to_keep: int | None = 3):
@@ -264,16 +301,30 @@ class StateCheckpointer:
             ),
         )
 
-    def save(self, step: int, state: Any, data_position: dict[str, int]) -> None:
-        self._manager.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_position)
-            ),
-        )
+    def save(
+        self,
+        step: int,
+        state: Any,
+        data_position: dict[str, int],
+        batches: DataPosition | None = None,
+    ) -> None:
+        """Saves `state` and the data position (with `batches`' iterators when it can) as `step`."""
+        items = {"state": ocp.args.StandardSave(state), "data": ocp.args.JsonSave(data_position)}
+        if batches is not None and batches.checkpointable:
+            items[DATA_ITERATOR] = DataIteratorArgs(batches)
+        self._manager.save(step, args=ocp.args.Composite(**items))
         self._manager.wait_until_finished()
         if jax.process_index() == 0:
             write_state_manifest(self._directory / str(step))
+
+    def last_good_step(self) -> int | None:
+        """The newest step whose files all verify: where a resumed run would start."""
+        good = [
+            s
+            for s in _step_dirs(self._directory)
+            if not verify_state_step(self._directory / str(s))
+        ]
+        return good[-1] if good else None
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -309,10 +360,30 @@ class StateCheckpointer:
             raise CheckpointError(f"Orbax could not restore it: {e!r}") from e
         return restored["state"], dict(restored["data"])
 
+    def restore_data_position(self, step: int, batches: DataPosition) -> bool:
+        """Moves `batches` to where the run was at `step`; False if that step has no position.
+
+        A step saved without iterator states (a pipeline tf.data cannot
+        checkpoint, or a run of an earlier version) leaves `batches` untouched.
+        """
+        if not batches.checkpointable or not (self._directory / str(step) / DATA_ITERATOR).is_dir():
+            return False
+        self._manager.restore(
+            step, args=ocp.args.Composite(**{DATA_ITERATOR: DataIteratorArgs(batches)})
+        )
+        return True
+
+    def restore_saved(self, step: int) -> Any:
+        """The train state of `step` as saved (nested dicts of host arrays), with no target."""
+        restored = self._manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
+        )
+        return restored["state"]
+
     def _readable(self, step: int) -> bool:
         """Whether Orbax can read `step` as saved, with no target structure."""
         try:
-            self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+            self.restore_saved(step)
         except Exception:  # any failure: the files themselves are unreadable
             return False
         return True
@@ -346,3 +417,64 @@ class StateCheckpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+
+def resume_data_position(
+    checkpointer: StateCheckpointer,
+    step: int,
+    batches: DataPosition,
+    print_fn: Callable[[str], None],
+) -> None:
+    """Puts `batches` where the run stood after `step` steps (nothing to do at 0).
+
+    From the iterator states saved with the step when it has them; otherwise (a
+    Python-generator source, or a state of an earlier version) by skipping the
+    consumed batches, which costs time in proportion to `step`.
+    """
+    if step and not checkpointer.restore_data_position(step, batches):
+        print_fn(
+            f"Skipping the {step} batches consumed before step {step}: its state holds no "
+            "data iterator (the input pipeline cannot be checkpointed, or an older run saved it)."
+        )
+        batches.skip(step)
+
+
+# Errors of a full or read-only disk: the run cannot go on, but what it saved before is good.
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _disk_error(error: BaseException | None) -> str | None:
+    """What a full or read-only disk said behind `error` (Orbax and TF wrap it), if anything."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _DISK_ERRNOS:
+            return f"{error.strerror} ({error.filename})" if error.filename else error.strerror
+        # C++ writers (tensorstore, TensorFlow) report the errno only as its text.
+        texts = [os.strerror(code) for code in _DISK_ERRNOS if os.strerror(code) in str(error)]
+        if texts:
+            return str(error)
+        error = error.__cause__ or error.__context__
+    return None
+
+
+@contextlib.contextmanager
+def disk_errors(model_dir: str | os.PathLike, checkpointer: StateCheckpointer) -> Iterator[None]:
+    """Turns a full or read-only disk under the `with` block into one `CheckpointError`.
+
+    Whatever a failed save left half-written stays out of a resumed run's way:
+    Orbax removes its uncommitted temporary directory on the next start, a step
+    without its manifest is rejected, and a prompt's temporary file is deleted.
+    """
+    try:
+        yield
+    except Exception as e:
+        cause = _disk_error(e)
+        if cause is None:
+            raise
+        good = checkpointer.last_good_step()
+        raise CheckpointError(
+            f"Writing to MODEL_DIR {model_dir} failed: {cause}. The last good state "
+            f"(step {'none yet' if good is None else good}) is kept; free space or make "
+            "MODEL_DIR writable, then re-run the same command to resume from it."
+        ) from e

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 from etils import epath
 
-from prompt_tuning import checkpoints, input_pipeline, run_dir, specs, trainer
+from prompt_tuning import checkpoints, input_pipeline, run_dir, run_lock, specs, trainer
 from prompt_tuning.checkpoints import state as run_state
 from prompt_tuning.errors import RunError
 from prompt_tuning.models import T5, T5Config, init_params
@@ -64,19 +64,21 @@ def make_pretraining_optimizer(
     learning_rate: float | optax.Schedule | None = None,
     decay_rate: float = 0.8,
     clipping_threshold: float | None = 1.0,
-) -> optax.GradientTransformation:
+) -> trainer.Optimizer:
     """Adafactor as T5 pretrains with it; `learning_rate` defaults to `rsqrt_schedule()`.
 
     Second moments are factored for matrices (rows and columns), which keeps
     the optimizer state of the `[32128, d]` embedding small.
     """
-    return optax.adafactor(
-        learning_rate=learning_rate if learning_rate is not None else rsqrt_schedule(),
+    learning_rate = learning_rate if learning_rate is not None else rsqrt_schedule()
+    adafactor = optax.adafactor(
+        learning_rate=learning_rate,
         decay_rate=decay_rate,
         clipping_threshold=clipping_threshold,
         multiply_by_parameter_scale=True,
         factored=True,
     )
+    return trainer.with_learning_rate(adafactor, learning_rate)
 
 
 def init_state(params: Params, optimizer: optax.GradientTransformation) -> FullTrainState:
@@ -115,6 +117,7 @@ def make_full_train_step(
         params, opt_state, metrics = trainer.apply_token_mean_update(
             optimizer, grads, sums, state.opt_state, state.params
         )
+        metrics = {**metrics, **trainer.learning_rate_metric(optimizer, state.step)}
         return FullTrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     return step
@@ -159,8 +162,64 @@ def _with_embeddings(params: Params, path: str) -> Params:
     table = np.load(path)
     expected = params["token_embedder"]["embedding"].shape
     if table.shape != expected:
-        raise RunError(f"Embedding file {path} has shape {table.shape}; the model needs {expected}.")
+        raise RunError(
+            f"Embedding file {path} has shape {table.shape}; the model needs {expected}."
+        )
     return {**params, "token_embedder": {"embedding": jnp.asarray(table, jnp.float32)}}
+
+
+def _train_loop(
+    step_fn: Callable[..., tuple[FullTrainState, dict[str, jax.Array]]],
+    state: FullTrainState,
+    batches: input_pipeline.TrainBatches,
+    checkpointer: run_state.StateCheckpointer,
+    model_dir: str,
+    start: int,
+    train_steps: int,
+    batch_size: int,
+    *,
+    save_every: int,
+    log_every: int,
+    seed: int,
+    print_fn: Callable[[str], None],
+) -> FullTrainState:
+    """Steps `start + 1 .. train_steps`: logs every `log_every`, saves every `save_every`."""
+    writer = run_dir.MetricsWriter(model_dir)
+    rng = jax.random.PRNGKey(seed + 1)
+    pending: list[tuple[int, dict[str, jax.Array]]] = []
+    window_start = time.perf_counter()
+    for step in range(start + 1, train_steps + 1):
+        batch = next(batches)
+        state, metrics = step_fn(state, {k: batch[k] for k in input_pipeline.FEATURES}, rng)
+        pending.append((step, metrics))
+        at_save = step % save_every == 0 or step == train_steps
+        if step % log_every == 0 or at_save:
+            fetched, pending = jax.device_get(pending), []
+            for s, values in fetched:
+                if not np.isfinite(values["loss"]):
+                    raise RunError(
+                        f"Loss is {values['loss']} at step {s}: stopping. The last good state "
+                        f"in {model_dir} is kept (step {checkpointer.latest_step() or 'none yet'})."
+                    )
+            elapsed = time.perf_counter() - window_start
+            tokens = sum(float(values["tokens"]) for _, values in fetched)
+            throughput = {"steps_per_s": len(fetched) / elapsed, "tokens_per_s": tokens / elapsed}
+            writer.write_window(fetched, throughput)
+            print_fn(
+                run_dir.progress_line(
+                    step,
+                    train_steps,
+                    float(fetched[-1][1]["loss"]),
+                    throughput["steps_per_s"],
+                    throughput["tokens_per_s"],
+                )
+            )
+            window_start = time.perf_counter()
+        if at_save:
+            position = {"step": step, "examples": step * batch_size}
+            checkpointer.save(step, state, position, batches)
+    writer.close()
+    return state
 
 
 def export(params: Params, model_dir: str, step: int, dtype: str) -> str:
@@ -213,64 +272,37 @@ def pretrain(
     task = input_pipeline.get_task_or_mixture(mixture_or_task_name)
     specs.check_vocabulary(task, config)
     optimizer = optimizer or make_pretraining_optimizer()
-    state = init_state(
-        _starting_params(config, init_checkpoint, seed, init_embeddings), optimizer
-    )
+    state = init_state(_starting_params(config, init_checkpoint, seed, init_embeddings), optimizer)
 
-    # Not MODEL_DIR/state: a T5X reader would take MODEL_DIR for an Orbax checkpoint folder.
-    checkpointer = run_state.StateCheckpointer(
-        epath.Path(model_dir) / RESUME_DIR, max_to_keep=keep_states
-    )
-    restored = checkpointer.restore_latest_good(_abstract_state(state)) if resuming else None
-    start = 0
-    if restored:
-        start, state, _ = restored
-        print_fn(f"Resuming from step {start} in {model_dir}.")
-    else:
-        run_dir.write_config(model_dir, config_text)
-
-    step_fn = jax.jit(
-        make_full_train_step(T5(config), optimizer, loss, dropout=config.dropout_rate > 0),
-        donate_argnums=(0,),
-    )
-    dataset = input_pipeline.train_dataset(
-        mixture_or_task_name, task_feature_lengths, batch_size, seed=seed, start_step=start
-    )
-    writer = run_dir.MetricsWriter(model_dir)
-    rng = jax.random.PRNGKey(seed + 1)
-    batches = dataset.as_numpy_iterator()
-    pending: list[tuple[int, dict[str, jax.Array]]] = []
-    window_start = time.perf_counter()
-    for step in range(start + 1, train_steps + 1):
-        batch = next(batches)
-        state, metrics = step_fn(state, {k: batch[k] for k in input_pipeline.FEATURES}, rng)
-        pending.append((step, metrics))
-        at_save = step % save_every == 0 or step == train_steps
-        if step % log_every == 0 or at_save:
-            fetched, pending = jax.device_get(pending), []
-            for s, values in fetched:
-                if not np.isfinite(values["loss"]):
-                    raise RunError(
-                        f"Loss is {values['loss']} at step {s}: stopping. The last good state "
-                        f"in {model_dir} is kept (step {checkpointer.latest_step() or 'none yet'})."
-                    )
-                writer.write(s, "train", values)
-            elapsed = time.perf_counter() - window_start
-            tokens = sum(float(values["tokens"]) for _, values in fetched)
-            print_fn(
-                run_dir.progress_line(
-                    step,
-                    train_steps,
-                    float(fetched[-1][1]["loss"]),
-                    len(fetched) / elapsed,
-                    tokens / elapsed,
-                )
+    # The same lock as prompt training: two runs never write one MODEL_DIR.
+    with run_lock.hold(model_dir, enabled=jax.process_index() == 0):
+        # Not MODEL_DIR/state: a T5X reader would take MODEL_DIR for an Orbax checkpoint folder.
+        checkpointer = run_state.StateCheckpointer(
+            epath.Path(model_dir) / RESUME_DIR, max_to_keep=keep_states
+        )
+        restored = checkpointer.restore_latest_good(_abstract_state(state)) if resuming else None
+        start = 0
+        if restored:
+            start, state, _ = restored
+            print_fn(f"Resuming from step {start} in {model_dir}.")
+        else:
+            run_dir.write_config(model_dir, config_text)
+        batches = input_pipeline.TrainBatches(
+            input_pipeline.shard_datasets(
+                mixture_or_task_name, task_feature_lengths, batch_size, seed=seed
             )
-            window_start = time.perf_counter()
-        if at_save:
-            checkpointer.save(step, state, {"step": step, "examples": step * batch_size})
-    checkpointer.wait()
-    checkpointer.close()
+        )
+        run_state.resume_data_position(checkpointer, start, batches, print_fn)
+        step_fn = jax.jit(
+            make_full_train_step(T5(config), optimizer, loss, dropout=config.dropout_rate > 0),
+            donate_argnums=(0,),
+        )
+        with run_state.disk_errors(model_dir, checkpointer):
+            state = _train_loop(
+                step_fn, state, batches, checkpointer, model_dir, start, train_steps, batch_size,
+                save_every=save_every, log_every=log_every, seed=seed, print_fn=print_fn,
+            )  # fmt: skip
+        checkpointer.close()
     path = export(state.params, model_dir, train_steps, export_dtype)
     print_fn(f"Exported {path} ({export_dtype}).")
     return path

@@ -1,0 +1,108 @@
+"""A 2-process x 4-device job with one process SIGKILLed mid-run.
+
+The survivor must exit non-zero with one message within a bounded time (no
+hang in a collective or at shutdown), and running both processes again must
+resume from the last saved state and end on the prompt of an uninterrupted
+2-process run, bit for bit.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import tiny
+import train_cli
+
+from prompt_tuning import cli
+from prompt_tuning.checkpoints import state as run_state
+
+pytestmark = pytest.mark.slow
+
+STEPS, SAVE_EVERY = 12, 4
+HEARTBEAT_S = 20  # the coordination service's timeout for a silent process
+RUN_TIMEOUT_S = 170
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(model_dir: pathlib.Path, checkpoint) -> list[subprocess.Popen]:
+    """Both processes of the job, each with 4 CPU devices."""
+    command = train_cli.train_command(
+        model_dir, checkpoint,
+        "--gin_file=hardware/cpu.gin", "--gin.train.log_every=2", "--gin.DataSpec.data_shards=2",
+        steps=STEPS, save_every=SAVE_EVERY,
+    )  # fmt: skip
+    port = _free_port()
+    return [
+        subprocess.Popen(
+            command,
+            env=train_cli.subprocess_env(
+                4,
+                JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                JAX_NUM_PROCESSES="2",
+                JAX_PROCESS_ID=str(index),
+                **{cli.HEARTBEAT_ENV: str(HEARTBEAT_S)},
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for index in range(2)
+    ]
+
+
+def _finish(processes: list[subprocess.Popen]) -> list[str]:
+    outputs = [p.communicate(timeout=RUN_TIMEOUT_S)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], "\n\n".join(outputs)
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return tiny.write_checkpoint(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, checkpoint) -> bytes:
+    """The final prompt file of an uninterrupted 2-process run."""
+    model_dir = tmp_path_factory.mktemp("straight")
+    _finish(_start(model_dir, checkpoint))
+    return run_state.prompt_path(model_dir, STEPS).read_bytes()
+
+
+@pytest.mark.parametrize("victim", [1, 0], ids=["worker killed", "coordinator killed"])
+def test_killed_process_stops_the_other_and_both_resume(
+    victim, tmp_path, checkpoint, uninterrupted
+):
+    model_dir = tmp_path / "run"
+    processes = _start(model_dir, checkpoint)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not run_state.prompt_path(model_dir, SAVE_EVERY).exists():
+        assert all(p.poll() is None for p in processes), "a process ended before the kill"
+        assert time.monotonic() < deadline, "no first save"
+        time.sleep(0.05)
+    processes[victim].send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    survivor = processes[1 - victim]
+    # Bounded: the heartbeat timeout, then the shutdown path; never a hang.
+    output = survivor.communicate(timeout=HEARTBEAT_S * 4 + 30)[0]
+    waited = time.monotonic() - killed_at
+    processes[victim].wait()
+    assert survivor.returncode != 0, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert errors or "Terminating process because" in output, output
+    assert not run_state.prompt_path(model_dir, STEPS).exists()
+    print(f"survivor exited {survivor.returncode} after {waited:.1f} s")
+
+    outputs = _finish(_start(model_dir, checkpoint))
+    assert "Resuming from step" in outputs[0], outputs[0]
+    assert run_state.prompt_path(model_dir, STEPS).read_bytes() == uninterrupted
