@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo test test-fast lint results
+.PHONY: install install-demo demo test test-fast lint results
 
 # The t5 library is the differential test's reference. Its own requirements
 # (seqio-nightly, tfds-nightly, mesh-tensorflow) would replace the pinned seqio and
@@ -13,8 +13,13 @@ install:
 	$(PIP) install -q -e ".[test,t5]"
 	$(PIP) install -q --no-deps "$(T5_REFERENCE)"
 
-demo: install
-	$(PYTHON) -m prompt_tuning.demo
+# The demo needs the package alone: no torch, transformers or peft (those are the tests').
+# Silent (no echo, pip's errors only), so the demo's console holds the demo's lines.
+install-demo:
+	@$(PIP) install -qq --disable-pip-version-check -e .
+
+demo: install-demo
+	@$(PYTHON) -m prompt_tuning.demo
 
 # The paper's findings on the shipped model -> docs/results.md (about 3 hours on 2 cores;
 # resumable; one section: `python scripts/results.py --section NAME`).

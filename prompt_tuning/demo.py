@@ -19,19 +19,20 @@ labels were in the pretraining mixture, tweets were not (zero-shot).
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from prompt_tuning import console
 
-import gin
-import numpy as np
+console.quiet()  # before TensorFlow and JAX load
 
-from prompt_tuning import checkpoints, experiment, gin_utils
-from prompt_tuning.data import t5_vocabulary
+import gin  # noqa: E402
+import numpy as np  # noqa: E402
+
+from prompt_tuning import checkpoints, experiment, gin_utils  # noqa: E402
+from prompt_tuning.data import t5_vocabulary  # noqa: E402
 
 SHIPPED_MODEL = "t5_tiny_multitask"
 TRAIN_TASK = "movie_sentiment"

@@ -2,7 +2,11 @@
 
 import sys
 
-from prompt_tuning import cli, experiment
+from prompt_tuning import console
+
+console.quiet()  # before TensorFlow and JAX load
+
+from prompt_tuning import cli, experiment  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,11 +6,15 @@ and model tuning, the paper's baseline (`--gin_file=runs/model_finetune.gin`).
 
 import sys
 
-import gin
+from prompt_tuning import console
 
-from prompt_tuning import cli
-from prompt_tuning.models import get_config
-from prompt_tuning.pretraining import full_training
+console.quiet()  # before TensorFlow and JAX load
+
+import gin  # noqa: E402
+
+from prompt_tuning import cli  # noqa: E402
+from prompt_tuning.models import get_config  # noqa: E402
+from prompt_tuning.pretraining import full_training  # noqa: E402
 
 # A named architecture (`get_config.name = 't5_tiny_multitask'`, plus execution options such
 # as `get_config.dropout_rate`): model tuning trains a model that a models/*.gin file names.
