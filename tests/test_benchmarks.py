@@ -162,3 +162,24 @@ def test_both_frameworks_run_the_same_model():
     assert first["ours"] == pytest.approx(first["PEFT"], rel=1e-5)
     assert result["score_difference"] < 1e-4
     assert all(s > 0 for timing in ("train_s", "eval_s") for s in result[timing].values())
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_prints_its_table(capsys):
+    """The GPU script's whole path (parity, timed steps and MFU, remat memory) on the CPU."""
+    import gpu_check
+    import gpu_rows
+
+    rows = gpu_check.main(["--dry_run", "--steps", "2"])
+    printed = capsys.readouterr().out
+    assert [(check, model) for check, model, _ in rows[1:]] == [
+        ("logits parity vs CPU", "t5_1_1_tiny"),
+        ("train (bf16), " + gpu_rows.DRY_SHAPES.describe(), "t5_1_1_tiny"),
+        ("compiled memory, full remat", "t5_1_1_tiny"),
+    ]
+    parity, speed, used = (result for _, _, result in rows[1:])
+    # The CPU against itself: the same program, so the same logits.
+    assert parity.startswith("0.0 ulps") and parity.endswith("(ok)")
+    assert float(speed.split(" steps/s")[0]) > 0 and "MFU ?" in speed  # no GPU peak for a CPU
+    assert float(used.split(" GiB")[0]) > 0
+    assert all(result in printed for _, _, result in rows)
