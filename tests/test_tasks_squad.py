@@ -5,13 +5,18 @@ tests/test_tasks_t5_reference.py; here: the file reader, the span metric, and
 the one clear error for a SQuAD record given to an MRQA task or the reverse.
 """
 
+import json
+
 import pytest
+import seqio
 import t5_reference_examples as raw
 from tasks_helpers import DATA, raw_files, run_on, run_task, score, texts
 
 import prompt_tuning.tasks  # noqa: F401  (registers the tasks)
 from prompt_tuning.data import metrics
 from prompt_tuning.data.preprocessors import RecordFormatError
+from prompt_tuning.data.registry import user_rows
+from prompt_tuning.data.user_rows import UserRowsError, task_on_rows
 
 CONTEXT = "context: The Vell Bridge , opened in 1900 , spans the Vell River near Aston ' s mill . "
 
@@ -60,17 +65,17 @@ def test_span_metric_reads_the_span_from_the_context():
         (
             "mrqa_squad_v100",
             "squad/v1.1",
-            r"A MRQA task \(mrqa_\*_v100\) reads MRQA records with the fields qid, question, "
+            r"The mrqa_\*_v100 tasks read MRQA records with the fields qid, question, "
             r"context, answers; this record has answers \{answer_start, text\}, context, id, "
-            r"question, title \(qid, answers missing or shaped differently\)\. A SQuAD record "
-            r"belongs to the squad_v010_\* tasks\.",
+            r"question, title \(qid, answers missing or shaped differently\)\. SQuAD records "
+            r"belong to the squad_v010_\* tasks\.",
         ),
         (
             "squad_v010_allanswers",
             "mrqa/squad",
-            r"A SQuAD task \(squad_v010_\*\) reads SQuAD records with the fields id, question, "
+            r"The squad_v010_\* tasks read SQuAD records with the fields id, question, "
             r"context, answers \{text\}; this record has answers, context, qid, question, subset "
-            r"\(id, answers missing or shaped differently\)\. A MRQA record belongs to the "
+            r"\(id, answers missing or shaped differently\)\. MRQA records belong to the "
             r"mrqa_\*_v100 tasks\.",
         ),
     ],
@@ -78,3 +83,32 @@ def test_span_metric_reads_the_span_from_the_context():
 def test_a_record_of_the_other_dataset_names_the_expected_fields(task, dataset, message):
     with pytest.raises(RecordFormatError, match=message):
         run_on(task, raw.dataset(dataset))
+
+
+def _rows(tmp_path, rows):
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+def test_user_rows_need_only_question_and_context(tmp_path):
+    name = "squad_v010_allanswers"
+    path = _rows(tmp_path, [{"question": "Who?", "context": "Bob did."}])
+    task = task_on_rows(seqio.get_mixture_or_task(name), user_rows(name), path)
+    (example,) = task.get_dataset(sequence_length=None, split="user", shuffle=False)
+    assert example["inputs_pretokenized"].numpy() == b"question: Who ? context: Bob did . "
+
+
+def test_a_squad_row_given_to_an_mrqa_task_names_the_field(tmp_path):
+    name = "mrqa_squad_v100"
+    row = {
+        "question": "Who?",
+        "context": "Bob did.",
+        "answers": {"text": ["Bob"], "answer_start": [0]},
+    }
+    with pytest.raises(
+        UserRowsError,
+        match=r"line 1: field answers must be a list of values, not an object "
+        r"\(text, answer_start\); task fields: subset, qid, question, context, answers\.",
+    ):
+        task_on_rows(seqio.get_mixture_or_task(name), user_rows(name), _rows(tmp_path, [row]))

@@ -305,10 +305,9 @@ def check_record(example: Mapping[str, object], kind: str) -> None:
         )
         others = [k for k in QA_RECORDS if k != kind]
         raise RecordFormatError(
-            f"A {kind} task ({tasks}) reads {kind} records with the fields {expected}; this "
-            f"record has {_field_names(example)} ({', '.join(wrong)} missing or shaped "
-            f"differently). A {'/'.join(others)} record belongs to the "
-            f"{', '.join(QA_RECORDS[k][1] for k in others)} tasks."
+            f"The {tasks} tasks read {kind} records with the fields {expected}; this record "
+            f"has {_field_names(example)} ({', '.join(wrong)} missing or shaped differently). "
+            + " ".join(f"{k} records belong to the {QA_RECORDS[k][1]} tasks." for k in others)
         )
 
 

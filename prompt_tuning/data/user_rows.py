@@ -21,8 +21,8 @@ from typing import Any
 import seqio
 import tensorflow as tf
 
-# Fields a row may leave out: targets (inference rows are usually unlabelled) and ids.
-OPTIONAL = ("label", "answers", "idx", "qid", "subset")
+# Fields a row may leave out: targets (inference rows are usually unlabelled), ids and titles.
+OPTIONAL = ("label", "answers", "idx", "qid", "subset", "id", "title")
 SPLIT = "user"
 # Marks a preprocessor that parses a source's records (e.g. TSV lines) into examples.
 PARSES_SOURCE = "parses_source_records"
@@ -174,8 +174,18 @@ def _value(name: str, value: Any, spec: Any, row_spec: UserRows, where: str) -> 
         if not isinstance(value, Mapping):
             raise UserRowsError(f"{where}: field {name} must be an object with {', '.join(spec)}.")
         return {key: _value(key, value.get(key, 0), s, row_spec, where) for key, s in spec.items()}
+    if isinstance(value, Mapping):
+        # E.g. a TFDS SQuAD record ({"text": [...], ...} answers) given to an MRQA task.
+        kind = "a list of values" if spec.shape.rank == 1 else "one value"
+        raise UserRowsError(
+            f"{where}: field {name} must be {kind}, not an object ({', '.join(value)}); "
+            f"task fields: {', '.join(row_spec.signature)}."
+        )
     if spec.shape.rank == 1:
-        return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        items = value if isinstance(value, list) else [value]
+        if spec.dtype == tf.string:
+            return [str(v) for v in items]
+        return [_value(name, v, tf.TensorSpec([], spec.dtype), row_spec, where) for v in items]
     if name == "label" and spec.dtype.is_integer:
         return _label(value, row_spec, where)
     try:
@@ -189,7 +199,8 @@ def _default(name: str, spec: Any, index: int) -> Any:
     if isinstance(spec, Mapping):
         return {key: _default(key, s, index) for key, s in spec.items()}
     if spec.shape.rank == 1:
-        return [""]  # one empty answer, so formats that take the first answer still run
+        # One empty answer, so formats that take the first answer still run.
+        return [""] if spec.dtype == tf.string else [0]
     if name == "label":
         return -1
     if name == "idx":
