@@ -58,8 +58,9 @@ LENGTH_INIT_GRID = (
     "PROMPT_LENGTH=[1,5,20,100,150]",
     "gin_file=[prompts/random_uniform.gin,prompts/sampled_vocab.gin,prompts/class_labels.gin]",
 )
+# The shipped stage's row is section 1's 20-vector class-label cell (the same command).
 OBJECTIVE_GRID = (
-    f"INITIAL_CHECKPOINT_PATH=[{','.join(repr(c) for c in STAGE_CHECKPOINTS.values())}]",
+    f"INITIAL_CHECKPOINT_PATH=[{','.join(repr(c) for c in STAGE_CHECKPOINTS.values() if c != SHIPPED)}]",
 )
 METHODS_GRID = (
     "gin_file=[methods/prefix_tuning.gin,methods/p_tuning.gin,methods/deep_prompts.gin]",
@@ -242,6 +243,16 @@ def run_length_init(runner: Runner, jobs: int) -> None:
     runner.run("length_init", command, _sweep_done("length_init"))
 
 
+def _needs_length_init() -> None:
+    """Sections 3-7 reuse section 1's 20-vector class-label prompts (seeds 0-2)."""
+    missing = [s for s in SEEDS if not Path(soft_prompt_file(s)).is_file()]
+    if missing:
+        raise SystemExit(
+            f"results: section 1's 20-vector class-label runs (seeds {missing}) are missing; "
+            "run `python scripts/results.py --section length_init` first."
+        )
+
+
 def run_objective(runner: Runner, jobs: int) -> None:
     stage0 = Path(STAGE_CHECKPOINTS["MiniLM embeddings, random layers (step 0)"])
     if not (stage0 / "checkpoint").is_file():
@@ -256,7 +267,7 @@ def run_objective(runner: Runner, jobs: int) -> None:
 
 
 def run_transfer(runner: Runner, jobs: int) -> None:
-    run_length_init(runner, jobs)  # the soft prompts
+    _needs_length_init()  # the soft prompts
     out = RUNS / "transfer"
     for seed in SEEDS:
         model_dir = RUNS / "model_tuning" / f"seed={seed}"
@@ -299,7 +310,7 @@ def hand_written_prompt(runner: Runner) -> str:
 
 
 def run_ensemble(runner: Runner, jobs: int) -> None:
-    run_length_init(runner, jobs)
+    _needs_length_init()
     command = sweep_command("ensemble", ENSEMBLE_GRID, ENSEMBLE_EXTRA_SEEDS, jobs)
     runner.run("ensemble", command, _sweep_done("ensemble"))
     out = RUNS / "ensemble" / "vote"
@@ -308,11 +319,11 @@ def run_ensemble(runner: Runner, jobs: int) -> None:
 
 
 def run_interpret(runner: Runner, jobs: int) -> None:
-    run_length_init(runner, jobs)  # reads the trained prompts; nothing else to run
+    _needs_length_init()  # reads the trained prompts; nothing else to run
 
 
 def run_methods(runner: Runner, jobs: int) -> None:
-    run_length_init(runner, jobs)  # prompt tuning's row
+    _needs_length_init()  # prompt tuning's row
     command = sweep_command("methods", METHODS_GRID, SEEDS, jobs, CLASS_LABELS_20)
     runner.run("methods", command, _sweep_done("methods"))
     # Multi-task prompts train on movie reviews + word polarity; their movie prompt is then

@@ -22,14 +22,15 @@ def _noise_words(gap: float, noise: float) -> str:
 
 def length_init(cells: Cells, stems: Mapping[str, str]) -> str:
     """Section 1: `cells[(length, init)]` = best accuracy per seed."""
-    lengths = sorted({length for length, _ in cells}, key=float)
     inits = list(dict.fromkeys(init for _, init in cells))
+    # Lengths with every initialisation finished (a partial sweep leaves some out).
+    lengths = sorted({n for n, _ in cells if all((n, i) in cells for i in inits)}, key=float)
     means = {key: float(np.mean(v)) for key, v in cells.items()}
-    noise = max(float(np.std(v)) for v in cells.values())
+    noise = max(float(np.std(cells[n, i])) for n in lengths for i in inits)
     gaps = {n: max(means[n, i] for i in inits) - min(means[n, i] for i in inits) for n in lengths}
     widest = max(gaps, key=gaps.get)
     by_length = {n: float(np.mean([means[n, i] for i in inits])) for n in lengths}
-    best = max(means, key=means.get)
+    best = max(((n, i) for n in lengths for i in inits), key=means.get)
     verdict = (
         "no initialisation is reliably better than another at this budget"
         if gaps[widest] <= 2 * noise

@@ -57,18 +57,33 @@ class Incomplete(Exception):
     """A section's runs have not all finished."""
 
 
-def sweep_runs(name: str) -> tuple[str, list[sweep.Run]]:
-    """The sweep's command and runs; `Incomplete` while any run lacks its DONE marker."""
+def sweep_runs(name: str, partial: bool = False) -> tuple[str, list[sweep.Run]]:
+    """The sweep's command and finished runs; `Incomplete` if any is unfinished, unless `partial`."""
     command, runs = sweep.read_plan(str(R.RUNS / name))
-    unfinished = [r.name for r in runs if not (Path(r.model_dir) / "DONE").is_file()]
-    if unfinished:
-        raise Incomplete(f"{len(unfinished)} of {len(runs)} runs of {name} are not finished")
-    return command, runs
+    finished = [r for r in runs if (Path(r.model_dir) / "DONE").is_file()]
+    if len(finished) < len(runs) and not (partial and finished):
+        raise Incomplete(
+            f"{len(runs) - len(finished)} of {len(runs)} runs of {name} are not finished"
+        )
+    return command, finished
 
 
-def sweep_minutes(names: Sequence[str]) -> tuple[float, float]:
+def unfinished_note(name: str) -> str:
+    """A sentence naming the settings of a sweep's runs that have not finished (or nothing)."""
+    _, runs = sweep.read_plan(str(R.RUNS / name))
+    missing = [r.name for r in runs if not (Path(r.model_dir) / "DONE").is_file()]
+    if not missing:
+        return ""
+    return (
+        f"\n**Not finished yet: {len(missing)} of {len(runs)} runs** ("
+        + ", ".join(f"`{m}`" for m in missing)
+        + "); rerunning the command below runs only those and rewrites this section.\n"
+    )
+
+
+def sweep_minutes(names: Sequence[str], partial: bool = False) -> tuple[float, float]:
     """(wall, summed) minutes of the sweeps' runs: first start to last end, and run by run."""
-    spans = [run_span(Path(r.model_dir)) for n in names for r in sweep_runs(n)[1]]
+    spans = [run_span(Path(r.model_dir)) for n in names for r in sweep_runs(n, partial)[1]]
     wall = max(e for _, e in spans) - min(s for s, _ in spans)
     return wall / 60, sum(e - s for s, e in spans) / 60
 
@@ -125,7 +140,7 @@ def figure_link(name: str, alt: str) -> str:
 
 
 def section_length_init(timings: dict) -> str:
-    command, runs = sweep_runs("length_init")
+    command, runs = sweep_runs("length_init", partial=True)
     results = sweep.collect(runs, "accuracy")
     sweep.plot(
         results,
@@ -136,31 +151,21 @@ def section_length_init(timings: dict) -> str:
     )
     inits = list(dict.fromkeys(r.run.setting["gin_file"] for r in results))
     lengths = list(dict.fromkeys(r.run.setting["PROMPT_LENGTH"] for r in results))
-    rows = [
-        [length]
-        + [
-            spread(
-                [
-                    r.best
-                    for r in results
-                    if r.run.setting == {"PROMPT_LENGTH": length, "gin_file": i}
-                ]
-            )
-            for i in inits
-        ]
-        for length in lengths
-    ]
-    cells = {(r.run.setting["PROMPT_LENGTH"], r.run.setting["gin_file"]): [] for r in results}
+    cells: dict[tuple[str, str], list[float]] = {}
     for r in results:
-        cells[r.run.setting["PROMPT_LENGTH"], r.run.setting["gin_file"]].append(r.best)
+        cells.setdefault((r.run.setting["PROMPT_LENGTH"], r.run.setting["gin_file"]), []).append(
+            r.best
+        )
+    rows = [[n] + [spread(cells[n, i]) if (n, i) in cells else "—" for i in inits] for n in lengths]
     majority = metrics(Path(runs[0].model_dir))[-1][MAJORITY]
-    wall, summed = sweep_minutes(["length_init"])
+    wall, summed = sweep_minutes(["length_init"], partial=True)
     return (
         "## 1. Prompt length × initialisation (Figure 3 a/b)\n\n"
         f"Best validation accuracy (%) of each run (evaluated at steps 100, 200, 300), "
         f"movie_sentiment, majority class {majority:.1f}. Seeds {', '.join(map(str, R.SEEDS))}; "
         f"cells are mean ± std over seeds (each seed).\n\n"
         + table(["prompt length", *(Path(i).stem for i in inits)], rows)
+        + unfinished_note("length_init")
         + "\n"
         + figure_link("length_init", "accuracy against prompt length, one line per initialisation")
         + f"\nWall time: {wall:.0f} min for {len(runs)} runs, 2 at a time ({summed:.0f} min summed).\n\n"
@@ -173,8 +178,14 @@ def section_length_init(timings: dict) -> str:
 def section_objective(timings: dict) -> str:
     command, runs = sweep_runs("objective")
     results = sweep.collect(runs, "accuracy")
+    shipped = [
+        sweep.best_score(str(Path(R.soft_prompt_file(s)).parents[1]), "accuracy")[0]
+        for s in R.SEEDS
+    ]
     by_stage = {
-        label: [
+        label: shipped
+        if path == R.SHIPPED
+        else [
             r.best for r in results if r.run.setting["INITIAL_CHECKPOINT_PATH"].strip("'") == path
         ]
         for label, path in R.STAGE_CHECKPOINTS.items()
@@ -195,7 +206,8 @@ def section_objective(timings: dict) -> str:
     return (
         "## 2. Pretraining objective (Figure 3 c/d)\n\n"
         "The same prompt (20 vectors, class-label init, 300 steps) on each stage of the shipped "
-        "model's pretraining. Best validation accuracy (%), majority class "
+        "model's pretraining; the shipped stage's row is section 1's cell of the same setting. "
+        "Best validation accuracy (%), majority class "
         f"{majority:.1f}, seeds {', '.join(map(str, R.SEEDS))}.\n\n"
         + table(["frozen model", "checkpoint", "accuracy: mean ± std (each seed)"], rows)
         + "\n"

@@ -28,7 +28,7 @@ SWEEPS = {  # section folder: (command, runs planned)
         results.sweep_command(
             "objective", results.OBJECTIVE_GRID, results.SEEDS, 2, results.CLASS_LABELS_20
         ),
-        9,
+        6,
     ),
     "ensemble": (
         results.sweep_command("ensemble", results.ENSEMBLE_GRID, results.ENSEMBLE_EXTRA_SEEDS, 2),
