@@ -102,6 +102,10 @@ def test_a_split_the_dataset_lacks_is_an_error():
         ("glue_mrpc_from_qqp_v002", "glue/mrpc:2.0.0", {"validation"}),
         ("mrqa_squad_v100", "mrqa/squad:1.0.0", {"train", "validation"}),
         ("mrqa_bio_asq_v100", "mrqa/bio_asq:1.0.0", {"validation"}),
+        ("glue_mnli_matched_v002", "glue/mnli_matched:2.0.0", {"validation", "test"}),
+        ("glue_mnli_mismatched_v002", "glue/mnli_mismatched:2.0.0", {"validation", "test"}),
+        ("glue_wnli_v002_simple_eval", "glue/wnli:2.0.0", {"validation", "test"}),
+        ("squad_v010_allanswers_span", "squad/v1.1:3.0.0", {"train", "validation"}),
     ],
 )
 def test_tfds_names_and_splits(task, tfds_name, splits):
@@ -131,6 +135,8 @@ class _Downloads:
         self._scratch = scratch
 
     def download_and_extract(self, urls):
+        if self._benchmark == "squad":
+            return {key: str(DATA / "squad" / f"{key}-v1.1.json") for key in urls}
         if self._benchmark == "mrqa":
             stem = readers.MRQA_FILES[self._config]
             folder = {"train": "train", "validation": "dev", "test": "dev"}
@@ -195,6 +201,7 @@ PARITY = sorted(
         for name in seqio.TaskRegistry.names()
         if isinstance(source := seqio.TaskRegistry.get(name).source, TaskSource)
         and not name.endswith(("_taskless", "_sentinel"))
+        and "_1_sentinel" not in name
     }
 )
 
