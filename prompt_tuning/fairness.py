@@ -296,8 +296,9 @@ class IJObjective:
     anchor: jax.Array  # [P * d]
     damping: float
 
-    def example_loss(self, theta: jax.Array, tokens: jax.Array, label: jax.Array) -> jax.Array:
-        """Minus the log-likelihood of one example's label, `theta [P * d]`."""
+    def example_loss(self, theta: jax.Array, example: tuple[jax.Array, jax.Array]) -> jax.Array:
+        """Minus the log-likelihood of one example's label; `example` = (tokens [INPUTS], label)."""
+        tokens, label = example
         scores = self.setup.scores(theta.reshape(-1, self.setup.embedding.shape[1]), tokens[None])
         return -scores[0, label]
 
@@ -332,15 +333,23 @@ def harmful_examples(
     rng = np.random.default_rng(seed + 2000)
     count = len(setup.train["label"])
     theta = jnp.asarray(prompt).reshape(-1)
-    objective = IJObjective(
-        setup, rng.choice(count, hessian_examples, replace=False), theta, damping
-    )
+    indices = rng.choice(count, hessian_examples, replace=False)
     ones = jnp.ones(hessian_examples)
     gap = template_gap(setup, rng.choice(len(setup.female), gap_pairs, replace=False))
     value, gap_grad = jax.value_and_grad(gap)(theta)
-    direction, iterations = influence.solve(
-        influence.hvp(lambda t: objective.value(t, ones), theta), jnp.sign(value) * gap_grad
-    )
+    # SGD's prompt is no exact minimum, so the loss Hessian may have negative directions:
+    # the damping grows tenfold until the damped Hessian is positive definite.
+    for attempt in range(4):
+        objective = IJObjective(setup, indices, theta, damping * 10**attempt)
+        try:
+            direction, iterations = influence.solve(
+                influence.hvp(lambda t, o=objective: o.value(t, ones), theta),
+                jnp.sign(value) * gap_grad,
+            )
+            break
+        except ValueError:
+            if attempt == 3:
+                raise
     grads = influence.per_example_grads(
         objective.example_loss, theta,
         (jnp.asarray(setup.train["tokens"]), jnp.asarray(setup.train["label"])),
@@ -348,8 +357,8 @@ def harmful_examples(
     effects = influence.removal_effects(direction, grads, count)
     removed = np.argsort(effects)[: int(remove_fraction * count)]
     named = setup.train["group"][removed] >= 0
-    return removed, {"cg_iterations": iterations, "removed": len(removed),
-                     "removed_named_fraction": float(named.mean())}  # fmt: skip
+    return removed, {"cg_iterations": iterations, "damping": objective.damping,
+                     "removed": len(removed), "removed_named_fraction": float(named.mean())}  # fmt: skip
 
 
 def loo_check(

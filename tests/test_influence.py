@@ -7,6 +7,8 @@ estimate's only error is its first-order expansion.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,17 +30,18 @@ def features(tmp_path_factory):
     config, frozen = checkpoints.load(str(tiny.write_checkpoint(tmp_path_factory.mktemp("c"))))
     rng = np.random.default_rng(0)
     tokens = jnp.asarray(rng.integers(3, 500, (N_EXAMPLES + 30, 12)), jnp.int32)
-    x = np.asarray(pooled_query(T5(config), frozen, tokens), np.float64)
+    query = jax.jit(lambda params, t: pooled_query(T5(config), params, t))
+    x = np.asarray(query(frozen, tokens), np.float64)
     x = (x - x.mean(0)) / x.std(0)
     truth = rng.normal(size=x.shape[1])
     y = (x @ truth + rng.normal(size=len(x)) > 0).astype(np.float64)
     return jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
 
 
-def _objective(x, y, weights):
-    """Weighted mean logistic loss + damping/2 ||theta||^2, theta = (w [d], b)."""
+def _objective(x, y):
+    """`(theta, weights) ->` weighted mean logistic loss + damping/2 ||theta||^2, theta = (w, b)."""
 
-    def value(theta):
+    def value(theta, weights):
         logits = x @ theta[:-1] + theta[-1]
         losses = jnp.logaddexp(0.0, logits) - y * logits
         return jnp.sum(weights * losses) / len(x) + 0.5 * DAMPING * jnp.sum(theta**2)
@@ -46,10 +49,16 @@ def _objective(x, y, weights):
     return value
 
 
-def _newton(value, theta, steps=30):
+@functools.partial(jax.jit, static_argnums=0)
+def _newton_step(value, theta, weights):
+    fn = functools.partial(value, weights=weights)
+    return theta - jnp.linalg.solve(influence.hessian(fn, theta), jax.grad(fn)(theta))
+
+
+def _newton(value, theta, weights, steps=30):
     """The exact optimum of a convex objective (Newton's method with the full Hessian)."""
     for _ in range(steps):
-        theta = theta - jnp.linalg.solve(influence.hessian(value, theta), jax.grad(value)(theta))
+        theta = _newton_step(value, theta, weights)
     return theta
 
 
@@ -68,8 +77,9 @@ def test_influence_ranks_examples_as_leave_one_out_refits_do(features):
     x_all, y_all = features
     x, y, x_eval = x_all[:N_EXAMPLES], y_all[:N_EXAMPLES], x_all[N_EXAMPLES:]
     ones = jnp.ones(N_EXAMPLES)
-    value = _objective(x, y, ones)
-    optimum = _newton(value, jnp.zeros(x.shape[1] + 1))
+    objective = _objective(x, y)
+    value = functools.partial(objective, weights=ones)
+    optimum = _newton(objective, jnp.zeros(x.shape[1] + 1), ones)
     gap = _metric(x_eval)
     # Conjugate gradients with exact Hessian-vector products equals the dense solve.
     direction, _ = influence.solve(
@@ -88,7 +98,7 @@ def test_influence_ranks_examples_as_leave_one_out_refits_do(features):
     base = float(gap(optimum))
     actual = np.asarray(
         [
-            float(gap(_newton(_objective(x, y, ones.at[i].set(0.0)), optimum))) - base
+            float(gap(_newton(objective, optimum, ones.at[i].set(0.0)))) - base
             for i in range(N_CHECKED)
         ]
     )
