@@ -26,7 +26,7 @@ import gin
 import jax
 import numpy as np
 
-from prompt_tuning import checkpoints, experiment, gin_utils, input_pipeline
+from prompt_tuning import checkpoints, experiment, gin_utils, input_pipeline, partitioning
 from prompt_tuning.checkpoints import state as run_state
 from prompt_tuning.models import T5Config, init_params
 
@@ -55,7 +55,7 @@ def _train(model_dir: str, checkpoint: str, steps: int, batch: int) -> float:
     gin_utils.parse(["runs/prompt_finetune.gin", "prompts/random_uniform.gin"], bindings)
     start = time.perf_counter()
     try:
-        experiment.train(mesh=experiment.partitioning.make_mesh((1, 1)), print_fn=lambda _: None)
+        experiment.train(mesh=partitioning.make_mesh((1, 1)), print_fn=lambda _: None)
     finally:
         gin.clear_config()
     return time.perf_counter() - start

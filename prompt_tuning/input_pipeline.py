@@ -179,11 +179,11 @@ def train_dataset(
     )
 
 
-def _checkpointable(dataset: tf.data.Dataset) -> bool:
-    """Whether tf.data can save an iterator of `dataset` (not when it reads a Python generator)."""
+def _checkpointable(iterator: tf.data.Iterator) -> bool:
+    """Whether tf.data can save `iterator`'s state (not when it reads a Python generator)."""
     with tempfile.TemporaryDirectory() as directory:
         try:
-            tf.train.Checkpoint(iterator=iter(dataset)).write(f"{directory}/probe")
+            tf.train.Checkpoint(iterator=iterator).write(f"{directory}/probe")
         except tf.errors.FailedPreconditionError:
             return False
     return True
@@ -202,8 +202,8 @@ class TrainBatches:
     def __init__(self, shards: Mapping[int, tf.data.Dataset]):
         self._datasets = {s: d.prefetch(tf.data.AUTOTUNE) for s, d in shards.items()}
         self._iterators = {s: iter(d) for s, d in self._datasets.items()}
-        first = next(iter(self._datasets.values()))
-        self.checkpointable = _checkpointable(first)
+        # Probing the iterator itself: a second one, dropped half-read, makes TF warn.
+        self.checkpointable = _checkpointable(next(iter(self._iterators.values())))
 
     def __iter__(self) -> TrainBatches:
         return self

@@ -52,15 +52,16 @@ def uninterrupted(tmp_path_factory, checkpoint) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "mode, cause, last_good",
+    "mode, cause, last_good, last_prompt",
     [
-        ("state_full", "No space left on device", FAILING_STEP - SAVE_EVERY),
-        ("prompt_full", "No space left on device", FAILING_STEP - SAVE_EVERY),
-        ("read_only", "Read-only file system", READ_ONLY_AFTER),
+        ("state_full", "No space left on device", FAILING_STEP - SAVE_EVERY, 4),
+        # The state of step 8 was saved before its prompt: the resumed run writes the prompt.
+        ("prompt_full", "No space left on device", FAILING_STEP, 4),
+        ("read_only", "Read-only file system", READ_ONLY_AFTER, READ_ONLY_AFTER),
     ],
 )
 def test_disk_fault_stops_cleanly_and_a_later_run_resumes(
-    mode, cause, last_good, tmp_path, checkpoint, uninterrupted
+    mode, cause, last_good, last_prompt, tmp_path, checkpoint, uninterrupted
 ):
     model_dir = tmp_path / "run"
     args = _args(model_dir, checkpoint)
@@ -77,7 +78,7 @@ def test_disk_fault_stops_cleanly_and_a_later_run_resumes(
     assert cause in errors[0] and f"The last good state (step {last_good}) is kept" in errors[0]
     # What a resumed run reads is intact: the last good state and its prompt verify.
     assert run_state.verify_state_step(model_dir / "state" / str(last_good)) is None
-    assert run_state.verify_prompt(run_state.prompt_path(model_dir, last_good)) is None
+    assert run_state.verify_prompt(run_state.prompt_path(model_dir, last_prompt)) is None
 
     resumed = subprocess.run(
         [sys.executable, "-m", "prompt_tuning.train", *args],
