@@ -23,6 +23,7 @@ def checkpoint(tmp_path_factory):
     return tiny.write_checkpoint(tmp_path_factory.mktemp("ckpt"))
 
 
+@pytest.mark.slow
 def test_earlier_components_stay_bit_identical_while_a_new_task_trains(checkpoint, tmp_path):
     first = _train(tmp_path / "task0", checkpoint, "methods/coda_prompt.gin", 3,
                    ["CodaPrompt.components_per_task = 2"])  # fmt: skip
@@ -77,6 +78,7 @@ def test_l2p_picks_the_nearest_keys():
     np.testing.assert_array_equal(prompt[0, :, 0], [0.0, 1.0])  # keys 0 then 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("method_gin", "extra"),
     [

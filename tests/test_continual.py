@@ -50,6 +50,7 @@ def _args(checkpoint, out, tasks, method="sequential"):
 TASKS = (tiny.TASK, SECOND)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["sequential", "coda"])
 def test_a_sequence_writes_the_matrix_and_resumes_after_a_kill(checkpoint, tmp_path, method,
                                                                monkeypatch):  # fmt: skip
@@ -105,6 +106,7 @@ def test_bad_task_lists_are_refused_before_anything_is_written(checkpoint, tmp_p
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_resume_with_another_task_list_is_refused_and_keeps_the_results(
     checkpoint, tmp_path, capsys
 ):

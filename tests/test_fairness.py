@@ -53,6 +53,7 @@ def test_the_injected_bias_follows_its_documented_rates():
         assert plain[text] == e.label and name in fd.group_names()[fd.GROUPS[e.group]]
 
 
+@pytest.mark.slow
 def test_the_cli_prints_every_method_and_saves_prompt_files(checkpoint, tmp_path, capsys):
     out = tmp_path / "fair"
     argv = [

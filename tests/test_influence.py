@@ -73,6 +73,7 @@ def _metric(x_eval):
     return gap
 
 
+@pytest.mark.slow
 def test_influence_ranks_examples_as_leave_one_out_refits_do(features):
     x_all, y_all = features
     x, y, x_eval = x_all[:N_EXAMPLES], y_all[:N_EXAMPLES], x_all[N_EXAMPLES:]
