@@ -97,7 +97,11 @@ def test_killed_process_stops_the_other_and_both_resume(tmp_path, checkpoint, un
     processes[1].wait()
     assert survivor.returncode != 0, output
     errors = [line for line in output.splitlines() if line.startswith("error:")]
-    assert errors or "Terminating process because" in output, output
+    # Which layer notices first depends on timing: the job's own error line, JAX's
+    # coordination service, or Gloo's transport aborting on the dead peer's socket (a C++
+    # abort no Python handler can turn into the job's own line).
+    aborts = ("Terminating process because", "gloo::EnforceNotMet")
+    assert errors or any(a in output for a in aborts), output
     assert not run_state.prompt_path(model_dir, STEPS).exists()
     print(f"survivor exited {survivor.returncode} after {waited:.1f} s")
 
