@@ -202,8 +202,23 @@ class TrainBatches:
     def __init__(self, shards: Mapping[int, tf.data.Dataset]):
         self._datasets = {s: d.prefetch(tf.data.AUTOTUNE) for s, d in shards.items()}
         self._iterators = {s: iter(d) for s, d in self._datasets.items()}
-        # Probing the iterator itself: a second one, dropped half-read, makes TF warn.
-        self.checkpointable = _checkpointable(next(iter(self._iterators.values())))
+        self._read = False
+        self._probed: bool | None = None
+
+    @property
+    def checkpointable(self) -> bool:
+        """Whether tf.data can save the iterators' state.
+
+        Probed on the iterator itself (a second one, dropped half-read, makes TF warn), and
+        settled only once a batch has been read: a Python-generator source's unsaveable
+        state exists only from then on.
+        """
+        if self._probed is not None:
+            return self._probed
+        result = _checkpointable(next(iter(self._iterators.values())))
+        if self._read:
+            self._probed = result
+        return result
 
     def __iter__(self) -> TrainBatches:
         return self
@@ -211,6 +226,7 @@ class TrainBatches:
     def __next__(self) -> dict[str, np.ndarray]:
         """The next local batch, `{feature: [rows of this process, length]}`."""
         parts = [next(iterator) for iterator in self._iterators.values()]
+        self._read = True
         return {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}
 
     def skip(self, batches: int) -> None:
