@@ -53,8 +53,8 @@ def train_speed(config: T5Config, shapes: step_setup.Shapes, steps: int) -> str:
     batch = step_setup.random_batch(shapes, config.vocab_size, np.random.default_rng(0))
     prompt = jnp.zeros((shapes.prompt_length, config.d_model), jnp.float32)
     state = trainer.init_state(prompt, optimizer)
+    step = step_setup.jit_train_step(config, mesh, optimizer)
     with partitioning.activation_sharding(mesh):
-        step = step_setup.jit_train_step(config, mesh, optimizer)
         rng = jax.random.PRNGKey(0)
         for _ in range(2):  # compilation, then one more untimed step
             state, metrics = step(state, frozen, batch, rng)

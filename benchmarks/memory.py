@@ -82,10 +82,12 @@ def lower_step(config: T5Config, shapes: Shapes, mesh_shape: tuple[int, int]) ->
     """
     mesh = make_mesh(mesh_shape)
     optimizer = trainer.make_optimizer()
+    # Shapes and shardings come from `eval_shape` of the model's init, which
+    # must run outside the activation rules; only the step's trace needs them.
+    step = jit_train_step(config, mesh, optimizer)
+    inputs = abstract_step_inputs(config, shapes, mesh, optimizer)
     with partitioning.activation_sharding(mesh):
-        return jit_train_step(config, mesh, optimizer).lower(
-            *abstract_step_inputs(config, shapes, mesh, optimizer)
-        )
+        return step.lower(*inputs)
 
 
 def step_memory(lowered: Any, *, hoisting: bool = True) -> StepMemory:
