@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 import warnings
@@ -63,3 +64,11 @@ def quiet() -> None:
     jax.config.update("jax_logging_level", "CRITICAL")
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def clock(seconds: float) -> str:
+    """`seconds` as hours:minutes:seconds for progress lines (hours keep counting past 24)."""
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}:{secs:02d}"

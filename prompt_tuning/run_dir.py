@@ -11,15 +11,14 @@ overwritten.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping, Sequence
 
 import jax
-import numpy as np
 import tensorflow as tf
 from etils import epath
 from tensorflow.core.framework import summary_pb2
 
+from prompt_tuning.console import clock
 from prompt_tuning.errors import RunError
 
 CONFIG_FILE = "config.gin"
@@ -122,10 +121,9 @@ def progress_line(
 ) -> str:
     """One log line: step, loss, throughput and the time left at this pace."""
     eta = (total - step) / steps_per_s if steps_per_s > 0 else float("inf")
-    eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if np.isfinite(eta) else "?"
     return (
         f"step {step}/{total}  loss {loss:.4f}  {steps_per_s:.2f} steps/s  "
-        f"{tokens_per_s:,.0f} tokens/s  ETA {eta_text}"
+        f"{tokens_per_s:,.0f} tokens/s  ETA {clock(eta)}"
     )
 
 

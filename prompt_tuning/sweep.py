@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prompt_tuning.console import clock
 from prompt_tuning.errors import ToolExit
 
 GIN_FILE_KEY = "gin_file"
@@ -236,15 +237,10 @@ def run_locally(runs: Sequence[Run], jobs: int = 1) -> list[str]:
             outcome = f"failed (exit {status}; see {run.model_dir}/train.log)" if status else "ok"
             print(
                 f"[{done}/{len(todo)}] {run.name}: {outcome}  "
-                f"elapsed {_clock(elapsed)}  ETA {_clock(eta)}",
+                f"elapsed {clock(elapsed)}  ETA {clock(eta)}",
                 flush=True,
             )
     return failed
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes // 60:02d}:{minutes % 60:02d}:{secs:02d}"
 
 
 def best_score(model_dir: str, metric: str) -> tuple[float | None, int | None]:

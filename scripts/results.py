@@ -219,7 +219,11 @@ class Runner:
             ).returncode
         if status or not done():
             raise SystemExit(f"results: {key} failed (exit {status}); see {log}")
-        self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - start
+        self.record(key, time.perf_counter() - start)
+
+    def record(self, key: str, seconds: float) -> None:
+        """Adds `seconds` to `key`'s wall time; resumed work adds up across invocations."""
+        self.timings[key] = self.timings.get(key, 0.0) + seconds
         self.timings_path.write_text(json.dumps(self.timings, indent=2))
 
 
@@ -304,8 +308,7 @@ def hand_written_prompt(runner: Runner) -> str:
         start = time.perf_counter()
         text, path = demo.best_hand_written(SHIPPED, record.parent)
         record.write_text(json.dumps({"text": text, "path": path}))
-        runner.timings["transfer/hand_written_choice"] = time.perf_counter() - start
-        runner.timings_path.write_text(json.dumps(runner.timings, indent=2))
+        runner.record("transfer/hand_written_choice", time.perf_counter() - start)
     return json.loads(record.read_text())["path"]
 
 

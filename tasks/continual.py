@@ -12,11 +12,13 @@ movie_sentiment,question_type,spam_email`. The files are rebuilt by
 
 from __future__ import annotations
 
-import functools
-
 from prompt_tuning.data import metrics
-from prompt_tuning.data.bundled import bundled_dir, parse_tsv, read_manifest, tsv_source
-from prompt_tuning.data.registry import register_classification
+from prompt_tuning.data.bundled import (
+    bundled_dir,
+    read_manifest,
+    register_tsv_classification,
+    tsv_source,
+)
 
 # task -> (input prefix, text field)
 TASKS = {"question_type": ("trec", "question"), "spam_email": ("spam", "email")}
@@ -28,24 +30,17 @@ def register(name: str, prefix: str, field: str) -> None:
     manifest = read_manifest(directory)
     splits = manifest["splits"]
     labels = tuple(manifest["labels"])
-    register_classification(
+    register_tsv_classification(
         name,
         tsv_source(
             {split: directory / entry["file"] for split, entry in splits.items()},
             {split: entry["examples"] for split, entry in splits.items()},
         ),
         prefix=prefix,
-        keys=(field,),
+        field=field,
+        columns=manifest["columns"],
         label_names=labels,
         metric_fns=(metrics.accuracy, metrics.macro_f1(len(labels))),
-        preformat=(
-            functools.partial(
-                parse_tsv,
-                columns=tuple(manifest["columns"]),
-                text_fields={"text": field},
-                label_names=labels,
-            ),
-        ),
     )
 
 

@@ -42,7 +42,6 @@ import seqio
 import tensorflow as tf
 
 from prompt_tuning.data import bundled
-from prompt_tuning.data.registry import register_classification
 from prompt_tuning.data.vocab import output_features
 from prompt_tuning.pretraining import objectives
 
@@ -159,17 +158,8 @@ def _supervised_lines(name: str, split: str, shuffle_files: bool, seed: int | No
 def _register_supervised(name: str, source: seqio.DataSource, prefix: str, key: str) -> None:
     if name in seqio.TaskRegistry.names():
         return
-    register_classification(
-        name,
-        source,
-        prefix=prefix,
-        keys=(key,),
-        label_names=LABELS,
-        preformat=(
-            functools.partial(
-                bundled.parse_tsv, columns=COLUMNS, text_fields={"text": key}, label_names=LABELS
-            ),
-        ),
+    bundled.register_tsv_classification(
+        name, source, prefix=prefix, field=key, columns=COLUMNS, label_names=LABELS
     )
 
 

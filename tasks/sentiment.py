@@ -21,13 +21,16 @@ by `scripts/build_sentiment.py`; counts are in their `manifest.json`.
 
 from __future__ import annotations
 
-import functools
-
 import seqio
 
 from prompt_tuning.data import metrics
-from prompt_tuning.data.bundled import bundled_dir, parse_tsv, read_manifest, tsv_source
-from prompt_tuning.data.registry import register_classification, register_mixture
+from prompt_tuning.data.bundled import (
+    bundled_dir,
+    read_manifest,
+    register_tsv_classification,
+    tsv_source,
+)
+from prompt_tuning.data.registry import register_mixture
 
 LABELS = ("negative", "positive")
 PREFIX = "sentiment"
@@ -53,24 +56,18 @@ def task(domain: str) -> str:
 
 
 for _domain in DOMAINS:
-    register_classification(
+    register_tsv_classification(
         task(_domain),
         source(_domain),
         prefix=PREFIX,
-        keys=("sentence",),
+        field="sentence",
+        columns=MANIFEST["columns"],
         label_names=LABELS,
         # Product reviews and tweets lean positive (about 60% and 69%), so
         # macro-F1 shows what accuracy can hide.
         metric_fns=(metrics.accuracy, metrics.macro_f1(len(LABELS))),
-        preformat=(
-            functools.partial(
-                parse_tsv,
-                columns=tuple(MANIFEST["columns"]),
-                text_fields={"text": "sentence"},
-                label_names=LABELS,
-            ),
-        ),
     )
+
 
 for _target in ("product", "tweet"):
     register_mixture(f"movie_to_{_target}_sentiment", [task(TRAIN_DOMAIN), task(_target)])

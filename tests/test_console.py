@@ -10,6 +10,8 @@ import pytest
 import tiny
 import train_cli
 
+from prompt_tuning import console
+
 pytestmark = pytest.mark.slow
 
 # What `make demo` does not install (setup.py's `test` extra): a job importing one fails.
@@ -76,3 +78,9 @@ def test_train_job_prints_only_its_own_lines(tmp_path):
         text=True,
     )
     assert _foreign(noisy.stdout + noisy.stderr)
+
+
+def test_clock_counts_hours_past_a_day_and_shows_an_unknown_time_as_a_question_mark():
+    assert console.clock(3661.9) == "01:01:01"
+    assert console.clock(30 * 3600 + 5) == "30:00:05"  # a time-of-day format would wrap to 06
+    assert console.clock(float("inf")) == "?"

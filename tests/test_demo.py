@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import gin
 import pytest
+from train_cli import train_in_process
 
-from prompt_tuning import demo, experiment, gin_utils
+from prompt_tuning import demo
 
 STEPS = 100
 SLICE = 300
@@ -18,11 +18,7 @@ def test_prompt_tuning_the_shipped_model_beats_the_majority_on_a_validation_slic
     The full demo (300 steps, all 1,007 examples) is what `make demo` prints; this
     guards against a model or recipe change that leaves the prompt at chance.
     """
-    gin_utils.parse(demo.recipe_files(), demo.recipe_bindings(str(tmp_path), STEPS, None))
-    try:
-        experiment.train(print_fn=lambda _: None)
-    finally:
-        gin.clear_config()
+    train_in_process(demo.recipe_files(), demo.recipe_bindings(str(tmp_path), STEPS, None))
     prompt = str(tmp_path / "prompts" / f"prompt_{STEPS}.npy")
     tuned = demo.evaluate(demo.TRAIN_TASK, [prompt], None, max_examples=SLICE)
     bare = demo.evaluate(demo.TRAIN_TASK, [], None, max_examples=SLICE)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import shutil
 
-import gin
 import numpy as np
 import pytest
 import tiny
+from train_cli import train_in_process
 
-from prompt_tuning import experiment, extract_prompt, gin_utils
+from prompt_tuning import extract_prompt
 from prompt_tuning.checkpoints import CheckpointError
 
 
@@ -18,7 +18,7 @@ def model_dir(tmp_path_factory):
     """A 10-step tiny run saving its state (and prompt .npy) at steps 5 and 10."""
     root = tmp_path_factory.mktemp("extract")
     checkpoint = tiny.write_checkpoint(root / "ckpt")
-    gin_utils.parse(
+    train_in_process(
         ["runs/prompt_finetune.gin", "prompts/random_uniform.gin"],
         [
             f"MODEL_DIR = '{root / 'run'}'",
@@ -33,10 +33,6 @@ def model_dir(tmp_path_factory):
             "train.eval_every = 0",
         ],
     )
-    try:
-        experiment.train(print_fn=lambda _: None)
-    finally:
-        gin.clear_config()
     return root / "run"
 
 

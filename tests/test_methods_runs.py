@@ -10,9 +10,10 @@ import pytest
 import tiny
 from test_evaluation import _common
 from test_train import tiny_run_bindings
+from train_cli import train_in_process
 
 from prompt_tuning import eval as eval_cli
-from prompt_tuning import experiment, gin_utils, infer, methods
+from prompt_tuning import gin_utils, infer, methods
 from prompt_tuning.checkpoints import state as run_state
 
 
@@ -21,19 +22,16 @@ def checkpoint(tmp_path_factory):
     return tiny.write_checkpoint(tmp_path_factory.mktemp("ckpt"))
 
 
-def _parse(model_dir, checkpoint, method_gin, steps, extra=()):
-    gin_utils.parse(
+def _recipe(model_dir, checkpoint, method_gin, steps, extra=()) -> tuple[list[str], list[str]]:
+    """Gin files and bindings of a tiny run of the method in `method_gin`."""
+    return (
         ["runs/prompt_finetune.gin", "prompts/random_uniform.gin", method_gin],
         [*tiny_run_bindings(model_dir, checkpoint, steps, 4, 2), *extra],
     )
 
 
 def _train(model_dir, checkpoint, method_gin, steps, extra=()):
-    _parse(model_dir, checkpoint, method_gin, steps, extra)
-    try:
-        return experiment.train(print_fn=lambda _: None)
-    finally:
-        gin.clear_config()
+    return train_in_process(*_recipe(model_dir, checkpoint, method_gin, steps, extra))
 
 
 @pytest.mark.parametrize(
@@ -47,7 +45,7 @@ def _train(model_dir, checkpoint, method_gin, steps, extra=()):
     ],
 )
 def test_each_method_gin_file_selects_its_method(tmp_path, method_gin, name):
-    _parse(tmp_path, "unused", method_gin, 1)
+    gin_utils.parse(*_recipe(tmp_path, "unused", method_gin, 1))
     try:
         assert str(gin.query_parameter("train.method")) == f"@{name}()"
     finally:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import pathlib
 
-import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 import tiny
 from test_train import tiny_run_bindings
-
-from prompt_tuning import experiment, gin_utils
+from train_cli import train_in_process
 
 
 def _scalars(folder: pathlib.Path) -> dict[str, dict[int, float]]:
@@ -30,7 +28,7 @@ def _scalars(folder: pathlib.Path) -> dict[str, dict[int, float]]:
 def run(tmp_path_factory) -> pathlib.Path:
     model_dir = tmp_path_factory.mktemp("run")
     checkpoint = tiny.write_checkpoint(tmp_path_factory.mktemp("ckpt"))
-    gin_utils.parse(
+    train_in_process(
         ["runs/prompt_finetune.gin", "prompts/random_uniform.gin"],
         [
             *tiny_run_bindings(model_dir, checkpoint, 4, 5, 4),
@@ -39,10 +37,6 @@ def run(tmp_path_factory) -> pathlib.Path:
             "train.max_eval_examples = 8",
         ],
     )
-    try:
-        experiment.train(print_fn=lambda _: None)
-    finally:
-        gin.clear_config()
     return model_dir
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pathlib
 import signal
-import socket
 import subprocess
 import time
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import tiny
 import tolerances
-from train_cli import subprocess_env, train_command
+from train_cli import start_processes, subprocess_env, train_command
 
 pytestmark = pytest.mark.slow
 
@@ -73,29 +72,8 @@ def test_sigkill_then_same_command_gives_the_same_prompt(tmp_path, checkpoint, u
     np.testing.assert_array_equal(_final_prompt(tmp_path), _final_prompt(uninterrupted))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_of_four_devices_match_one_of_eight(tmp_path, checkpoint, uninterrupted):
-    port = _free_port()
-    processes = [
-        subprocess.Popen(
-            _command(tmp_path, checkpoint),
-            env=_env(
-                4,
-                JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-                JAX_NUM_PROCESSES="2",
-                JAX_PROCESS_ID=str(index),
-            ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for index in range(2)
-    ]
+    processes = start_processes(_command(tmp_path, checkpoint), 2, 4)
     outputs = [p.communicate(timeout=600)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0], "\n\n".join(outputs)
     # The gradient's cross-process sum adds in another order than the in-process one.

@@ -1,13 +1,18 @@
-"""Shared by the CLI tests: the tiny training command, its environment, and directory digests."""
+"""Shared by the training tests: the tiny training command, its environment, in-process runs, digests."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import pathlib
+import socket
+import subprocess
 import sys
 
+import gin
 import tiny
+
+from prompt_tuning import experiment, gin_utils
 
 TESTS = pathlib.Path(__file__).resolve().parent
 
@@ -60,6 +65,44 @@ def subprocess_env(devices: int = 8, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
+
+
+def start_processes(command: list[str], processes: int, devices: int, **extra: str):
+    """`processes` copies of `command` as one multi-process JAX job on a free local port.
+
+    Returns the `subprocess.Popen`s in process-index order, stdout and stderr merged.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [
+        subprocess.Popen(
+            command,
+            env=subprocess_env(
+                devices,
+                JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                JAX_NUM_PROCESSES=str(processes),
+                JAX_PROCESS_ID=str(index),
+                **extra,
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for index in range(processes)
+    ]
+
+
+def train_in_process(gin_files: list[str], bindings: list[str]) -> object:
+    """`experiment.train` in this process with these gin files and bindings, silently.
+
+    The gin config is cleared afterwards, so tests do not see each other's bindings.
+    """
+    gin_utils.parse(gin_files, bindings)
+    try:
+        return experiment.train(print_fn=lambda _: None)
+    finally:
+        gin.clear_config()
 
 
 def digest(directory: pathlib.Path) -> dict[str, str]:

@@ -9,6 +9,7 @@ example and `tf.io.decode_csv` parses it without quoting rules.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -18,6 +19,9 @@ from typing import Any
 import seqio
 import tensorflow as tf
 
+from prompt_tuning.data import metrics
+from prompt_tuning.data.metrics import MetricFn
+from prompt_tuning.data.registry import register_classification
 from prompt_tuning.data.user_rows import parses_source
 
 
@@ -101,3 +105,36 @@ def parse_tsv(
     example["label"] = _label_index(fields["label"], label_names)
     example["idx"] = tf.strings.to_number(fields["idx"], tf.int32)
     return example
+
+
+def register_tsv_classification(
+    name: str,
+    source: seqio.DataSource,
+    *,
+    prefix: str,
+    field: str,
+    columns: Sequence[str],
+    label_names: Sequence[str],
+    metric_fns: Sequence[MetricFn] = (metrics.accuracy,),
+) -> None:
+    """Registers a bundled TSV file set as `"<prefix> <field>: <text>"` -> a label name.
+
+    The rows of `source` have `columns`; their `text` column becomes `field` and
+    their label name its index in `label_names` (see `parse_tsv`).
+    """
+    register_classification(
+        name,
+        source,
+        prefix=prefix,
+        keys=(field,),
+        label_names=label_names,
+        metric_fns=metric_fns,
+        preformat=(
+            functools.partial(
+                parse_tsv,
+                columns=tuple(columns),
+                text_fields={"text": field},
+                label_names=label_names,
+            ),
+        ),
+    )

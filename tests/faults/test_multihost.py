@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pathlib
 import signal
-import socket
 import subprocess
 import time
 
@@ -28,12 +27,6 @@ HEARTBEAT_S = 20  # the coordination service's timeout for a silent process
 RUN_TIMEOUT_S = 170
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(model_dir: pathlib.Path, checkpoint) -> list[subprocess.Popen]:
     """Both processes of the job, each with 4 CPU devices."""
     command = train_cli.train_command(
@@ -41,23 +34,7 @@ def _start(model_dir: pathlib.Path, checkpoint) -> list[subprocess.Popen]:
         "--gin_file=hardware/cpu.gin", "--gin.train.log_every=2", "--gin.DataSpec.data_shards=2",
         steps=STEPS, save_every=SAVE_EVERY,
     )  # fmt: skip
-    port = _free_port()
-    return [
-        subprocess.Popen(
-            command,
-            env=train_cli.subprocess_env(
-                4,
-                JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-                JAX_NUM_PROCESSES="2",
-                JAX_PROCESS_ID=str(index),
-                **{cli.HEARTBEAT_ENV: str(HEARTBEAT_S)},
-            ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for index in range(2)
-    ]
+    return train_cli.start_processes(command, 2, 4, **{cli.HEARTBEAT_ENV: str(HEARTBEAT_S)})
 
 
 def _finish(processes: list[subprocess.Popen]) -> list[str]:
