@@ -32,5 +32,5 @@ test: install
 test-fast: install
 	$(PYTHON) -m pytest -q -m "not slow"
 
-lint:
-	ruff check . && ruff format --check .
+lint: install
+	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check .

@@ -48,7 +48,7 @@ EXTRAS = {
         "nbformat",
         "ipykernel",
         "matplotlib",
-        "ruff",
+        "ruff==0.17.6",  # pinned: `make lint` in CI checks its exact formatting
     ],
     # What the t5 library's data modules import, for tests/test_tasks_t5_reference.py.
     # t5 itself is installed by `make install` with --no-deps: its requirements

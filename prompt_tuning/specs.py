@@ -38,8 +38,15 @@ gin.external_configurable(methods.L2PPrompt, "L2PPrompt")
 
 # Architecture fields a named model must agree on with the checkpoint it loads.
 ARCHITECTURE = (
-    "vocab_size", "d_model", "num_heads", "d_kv", "d_ff", "num_encoder_layers",
-    "num_decoder_layers", "relative_attention_num_buckets", "mlp_activations",
+    "vocab_size",
+    "d_model",
+    "num_heads",
+    "d_kv",
+    "d_ff",
+    "num_encoder_layers",
+    "num_decoder_layers",
+    "relative_attention_num_buckets",
+    "mlp_activations",
     "logits_via_embedding",
 )
 
@@ -160,8 +167,11 @@ def load_frozen(spec: ModelSpec, mesh: jax.sharding.Mesh) -> tuple[T5Config, Any
                 + "; ".join(wrong)
             )
     config = config.replace(
-        dtype=spec.dtype, param_dtype=spec.param_dtype, remat_policy=spec.remat_policy,
-        scan_layers=spec.scan_layers, dropout_rate=spec.dropout_rate,
+        dtype=spec.dtype,
+        param_dtype=spec.param_dtype,
+        remat_policy=spec.remat_policy,
+        scan_layers=spec.scan_layers,
+        dropout_rate=spec.dropout_rate,
     )
     if config.scan_layers:
         frozen = stack_layers(frozen, config)

@@ -53,7 +53,9 @@ def main() -> None:
         x = np.asarray(steps) + offset
         smoothed = len(losses) >= args.window
         # A stage shorter than the window is drawn raw, under its name.
-        line = ax.plot(x, losses, linewidth=0.5, alpha=0.3, label=None if smoothed else model_dir.name)
+        line = ax.plot(
+            x, losses, linewidth=0.5, alpha=0.3, label=None if smoothed else model_dir.name
+        )
         if smoothed:
             mean = np.convolve(losses, np.ones(args.window) / args.window, mode="valid")
             ax.plot(x[args.window - 1 :], mean, color=line[0].get_color(), label=model_dir.name)

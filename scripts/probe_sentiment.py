@@ -46,7 +46,11 @@ def pooled_features(
 
 
 def ridge_accuracy(
-    train_x: np.ndarray, train_y: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray, strength: float
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    eval_x: np.ndarray,
+    eval_y: np.ndarray,
+    strength: float,
 ) -> float:
     """Accuracy on `eval` of ridge regression to ±1 targets fit on standardised `train` features.
 
@@ -95,8 +99,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     eval_x = _features(model, params, eval_tokens, args.embeddings)
     what = "input embeddings" if args.embeddings else "encoder output"
     majority = 100 * max(eval_y.mean(), 1 - eval_y.mean())
-    print(f"{args.checkpoint}: ridge probe on mean-pooled {what}, {args.task}, "
-          f"{len(train_y)} train / {len(eval_y)} validation examples; majority class {majority:.1f}%")
+    print(
+        f"{args.checkpoint}: ridge probe on mean-pooled {what}, {args.task}, "
+        f"{len(train_y)} train / {len(eval_y)} validation examples; majority class {majority:.1f}%"
+    )
     for strength in RIDGE_STRENGTHS:
         accuracy = ridge_accuracy(train_x, train_y, eval_x, eval_y, strength)
         print(f"  ridge {strength:g}: validation accuracy {100 * accuracy:.1f}%")

@@ -16,8 +16,7 @@ COMPONENTS = ("models", "prompts", "runs", "hardware")
 
 def _macros_defined(path: pathlib.Path) -> set[str]:
     return {
-        m.group(1)
-        for m in re.finditer(r"^([A-Z][A-Z0-9_]*)\s*=", path.read_text(), flags=re.M)
+        m.group(1) for m in re.finditer(r"^([A-Z][A-Z0-9_]*)\s*=", path.read_text(), flags=re.M)
     }
 
 
@@ -53,10 +52,7 @@ def test_no_macro_is_defined_by_two_component_kinds():
 def _operative_bindings(files, bindings):
     gin_utils.parse(files, bindings)
     try:
-        return {
-            key: dict(values)
-            for key, values in gin.config._CONFIG.items()
-        }
+        return {key: dict(values) for key, values in gin.config._CONFIG.items()}
     finally:
         gin.clear_config()
 

@@ -23,5 +23,7 @@ def test_quickstart_notebook_executes(tmp_path, monkeypatch):
     assert "prompt[ 0]:" in outputs
     assert "among the nearest tokens" in outputs
     assert any(
-        "image/png" in out.get("data", {}) for cell in notebook.cells for out in cell.get("outputs", [])
+        "image/png" in out.get("data", {})
+        for cell in notebook.cells
+        for out in cell.get("outputs", [])
     )

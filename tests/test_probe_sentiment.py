@@ -49,4 +49,6 @@ def test_cli_prints_the_probe_on_the_bundled_task(probe, tmp_path, capsys):
     path = checkpoints.save_t5x(init_params(config, jax.random.key(0)), tmp_path, step=0)
     probe.main([path, "--train_examples", "200", "--eval_examples", "100"])
     out = capsys.readouterr().out
-    assert "majority class" in out and out.count("validation accuracy") == len(probe.RIDGE_STRENGTHS)
+    assert "majority class" in out and out.count("validation accuracy") == len(
+        probe.RIDGE_STRENGTHS
+    )

@@ -20,7 +20,6 @@ def clean_gin():
     gin.clear_config()
 
 
-
 def test_prints_examples_with_token_counts(capsys, vocab):
     assert show_task.main(["--task", "super_glue_rte_v102", "-n", "1", *FILES]) == 0
     out = capsys.readouterr().out.splitlines()

@@ -150,7 +150,6 @@ VARIANT_SPLITS = {
 }
 
 
-
 @pytest.fixture(scope="module", autouse=True)
 def original_files():
     with raw_files(DATA):

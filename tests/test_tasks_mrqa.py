@@ -52,7 +52,6 @@ def expected(config, split):
 CASES = [(c, "validation") for c in FILES] + [(c, "train") for c in IN_DOMAIN]
 
 
-
 @pytest.fixture(scope="module", autouse=True)
 def release_files(tmp_path_factory):
     with raw_files(make_release_root(tmp_path_factory.mktemp("release"))):

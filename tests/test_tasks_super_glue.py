@@ -196,7 +196,6 @@ VARIANT_SPLITS = {
 } | {"super_glue_wsc_v102_simple_train": "train"}
 
 
-
 @pytest.fixture(scope="module", autouse=True)
 def original_files():
     with raw_files(DATA):

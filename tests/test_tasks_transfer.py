@@ -13,7 +13,6 @@ QQP_WORDS = ("not_duplicate", "duplicate")
 MRPC_WORDS = ("not_equivalent", "equivalent")
 
 
-
 @pytest.fixture(scope="module", autouse=True)
 def original_files(tmp_path_factory):
     with raw_files(make_release_root(tmp_path_factory.mktemp("release"))):

@@ -23,8 +23,14 @@ LABELS = ("negative", "positive")
 
 # Dimensions chosen so that no activation shares a weight's shape (see test_train).
 CONFIG = T5Config(
-    vocab_size=32128, d_model=16, num_heads=4, d_kv=6, d_ff=40,
-    num_encoder_layers=2, num_decoder_layers=2, relative_attention_num_buckets=8,
+    vocab_size=32128,
+    d_model=16,
+    num_heads=4,
+    d_kv=6,
+    d_ff=40,
+    num_encoder_layers=2,
+    num_decoder_layers=2,
+    relative_attention_num_buckets=8,
 )
 
 _GOOD = ("great", "wonderful", "superb", "moving", "delightful", "brilliant", "charming", "fun")
@@ -47,7 +53,9 @@ def _dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.
     del shuffle_files, seed
     examples = _examples(split)
     label_ids = [LABELS.index(label) for label in examples["label"]]
-    return tf.data.Dataset.from_tensor_slices({"sentence": examples["sentence"], "label": label_ids})
+    return tf.data.Dataset.from_tensor_slices(
+        {"sentence": examples["sentence"], "label": label_ids}
+    )
 
 
 def register() -> None:
@@ -77,7 +85,6 @@ def exploding_learning_rate(after: int = 4) -> object:
 
 register()
 gin.external_configurable(exploding_learning_rate, "exploding_learning_rate")
-
 
 
 def assert_trains_only_the_method(step, state, params, batches, num_steps: int = 30) -> None:

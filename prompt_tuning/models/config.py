@@ -51,42 +51,52 @@ class T5Config:
 
 def _t5_1_1(d_model: int, d_ff: int, heads: int, layers: int, vocab: int = 32128) -> T5Config:
     return T5Config(
-            vocab_size=vocab, d_model=d_model, num_heads=heads, d_kv=64, d_ff=d_ff,
-            num_encoder_layers=layers, num_decoder_layers=layers,
+        vocab_size=vocab,
+        d_model=d_model,
+        num_heads=heads,
+        d_kv=64,
+        d_ff=d_ff,
+        num_encoder_layers=layers,
+        num_decoder_layers=layers,
     )
 
 
 def _t5_1_0(d_model: int, d_ff: int, heads: int, layers: int, d_kv: int = 64) -> T5Config:
     return T5Config(
-            d_model=d_model, num_heads=heads, d_kv=d_kv, d_ff=d_ff,
-            num_encoder_layers=layers, num_decoder_layers=layers,
-            mlp_activations=("relu",), logits_via_embedding=True,
+        d_model=d_model,
+        num_heads=heads,
+        d_kv=d_kv,
+        d_ff=d_ff,
+        num_encoder_layers=layers,
+        num_decoder_layers=layers,
+        mlp_activations=("relu",),
+        logits_via_embedding=True,
     )
 
 
 _T5_1_1_SIZES = {
-        "small": (512, 1024, 6, 8),
-        "base": (768, 2048, 12, 12),
-        "large": (1024, 2816, 16, 24),
-        "xl": (2048, 5120, 32, 24),
-        "xxl": (4096, 10240, 64, 24),
+    "small": (512, 1024, 6, 8),
+    "base": (768, 2048, 12, 12),
+    "large": (1024, 2816, 16, 24),
+    "xl": (2048, 5120, 32, 24),
+    "xxl": (4096, 10240, 64, 24),
 }
 
 CONFIGS: dict[str, T5Config] = {
-        **{f"t5_1_1_{n}": _t5_1_1(*s) for n, s in _T5_1_1_SIZES.items()},
-        # LM-adapted ("lm100k") checkpoints share the T5 1.1 architecture.
-        **{f"t5_1_1_lm100k_{n}": _t5_1_1(*s) for n, s in _T5_1_1_SIZES.items()},
-        **{f"mt5_{n}": _t5_1_1(*s, vocab=250112) for n, s in _T5_1_1_SIZES.items()},
-        # The size of the project's own small T5 (docs/pretraining.md); the shipped one has
-        # T5 1.1 blocks with T5 1.0's tied embedding.
-        "t5_1_1_tiny": _t5_1_1(128, 512, 4, 4),
-        "t5_tiny_multitask": _t5_1_1(128, 512, 4, 4).replace(logits_via_embedding=True),
-        "t5_tiny_multitask_2500": _t5_1_1(128, 512, 4, 4).replace(logits_via_embedding=True),
-        "t5_1_0_small": _t5_1_0(512, 2048, 8, 6),
-        "t5_1_0_base": _t5_1_0(768, 3072, 12, 12),
-        "t5_1_0_large": _t5_1_0(1024, 4096, 16, 24),
-        "t5_1_0_3B": _t5_1_0(1024, 16384, 32, 24, d_kv=128),
-        "t5_1_0_11B": _t5_1_0(1024, 65536, 128, 24, d_kv=128),
+    **{f"t5_1_1_{n}": _t5_1_1(*s) for n, s in _T5_1_1_SIZES.items()},
+    # LM-adapted ("lm100k") checkpoints share the T5 1.1 architecture.
+    **{f"t5_1_1_lm100k_{n}": _t5_1_1(*s) for n, s in _T5_1_1_SIZES.items()},
+    **{f"mt5_{n}": _t5_1_1(*s, vocab=250112) for n, s in _T5_1_1_SIZES.items()},
+    # The size of the project's own small T5 (docs/pretraining.md); the shipped one has
+    # T5 1.1 blocks with T5 1.0's tied embedding.
+    "t5_1_1_tiny": _t5_1_1(128, 512, 4, 4),
+    "t5_tiny_multitask": _t5_1_1(128, 512, 4, 4).replace(logits_via_embedding=True),
+    "t5_tiny_multitask_2500": _t5_1_1(128, 512, 4, 4).replace(logits_via_embedding=True),
+    "t5_1_0_small": _t5_1_0(512, 2048, 8, 6),
+    "t5_1_0_base": _t5_1_0(768, 3072, 12, 12),
+    "t5_1_0_large": _t5_1_0(1024, 4096, 16, 24),
+    "t5_1_0_3B": _t5_1_0(1024, 16384, 32, 24, d_kv=128),
+    "t5_1_0_11B": _t5_1_0(1024, 65536, 128, 24, d_kv=128),
 }
 
 
