@@ -27,7 +27,7 @@ results: install
 	$(PYTHON) scripts/results.py
 
 test: install
-	$(PYTHON) -m pytest -q -p no:cacheprovider
+	$(PYTHON) -m pytest -q -p no:cacheprovider --durations=25
 
 test-fast: install
 	$(PYTHON) -m pytest -q -m "not slow"

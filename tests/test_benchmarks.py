@@ -16,6 +16,7 @@ from prompt_tuning import trainer
 from prompt_tuning.models import T5, T5Config, param_shapes
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+import data_resume
 import flops
 import memory
 import step_setup
@@ -183,3 +184,13 @@ def test_gpu_check_dry_run_prints_its_table(capsys):
     assert float(speed.split(" steps/s")[0]) > 0 and "MFU ?" in speed  # no GPU peak for a CPU
     assert float(used.split(" GiB")[0]) > 0
     assert all(result in printed for _, _, result in rows)
+
+
+@pytest.mark.slow
+def test_data_resume_benchmark_times_each_resume(capsys):
+    """The resume benchmark's whole path on small step counts: each resume timed, a table printed."""
+    times = data_resume.main(["--steps", "2", "5", "--repeats", "2"])
+    assert sorted(times) == [2, 5] and all(len(t) == 2 and min(t) > 0 for t in times.values())
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:4]] == ["| 2", "| 5"]
+    assert lines[4].startswith("largest / smallest: ")
