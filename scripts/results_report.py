@@ -81,11 +81,23 @@ def unfinished_note(name: str) -> str:
     )
 
 
+def busy_seconds(spans: Sequence[tuple[float, float]]) -> float:
+    """Length of the union of `(start, end)` spans: the time while any of them ran."""
+    busy, covered_until = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        busy += max(0.0, end - max(start, covered_until))
+        covered_until = max(covered_until, end)
+    return busy
+
+
 def sweep_minutes(names: Sequence[str], partial: bool = False) -> tuple[float, float]:
-    """(wall, summed) minutes of the sweeps' runs: first start to last end, and run by run."""
+    """(wall, summed) minutes of the sweeps' runs: while any of them ran, and run by run.
+
+    Wall time is `busy_seconds`, so a sweep resumed in a later session does not
+    count the time in between.
+    """
     spans = [run_span(Path(r.model_dir)) for n in names for r in sweep_runs(n, partial)[1]]
-    wall = max(e for _, e in spans) - min(s for s, _ in spans)
-    return wall / 60, sum(e - s for s, e in spans) / 60
+    return busy_seconds(spans) / 60, sum(e - s for s, e in spans) / 60
 
 
 def trainable_params(state_root: Path) -> int:
