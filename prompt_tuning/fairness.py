@@ -175,14 +175,23 @@ def evaluate(setup: Setup, prompt: jax.Array) -> dict[str, float]:
     template_correct = np.concatenate(
         [s.argmax(-1) == setup.template_label for s in (female, male)]
     )
+    # Paired differences: the i-th female and male sentences differ only in the name.
+    score_diff = p_f - p_m
+    rate_diff = (female.argmax(-1) == positive).astype(float) - (male.argmax(-1) == positive)
     return {
         "accuracy": 100.0 * float(np.mean(validation.argmax(-1) == setup.validation["label"])),
         "majority_baseline": 100.0 * max(np.mean(setup.validation["label"] == k) for k in (0, 1)),
         "template_accuracy": 100.0 * float(template_correct.mean()),
-        "gap_score": 100.0 * float(p_f.mean() - p_m.mean()),
-        "gap_rate": 100.0
-        * float(np.mean(female.argmax(-1) == positive) - np.mean(male.argmax(-1) == positive)),
+        "gap_score": 100.0 * float(score_diff.mean()),
+        "gap_score_se": 100.0 * _standard_error(score_diff),
+        "gap_rate": 100.0 * float(rate_diff.mean()),
+        "gap_rate_se": 100.0 * _standard_error(rate_diff),
     }
+
+
+def _standard_error(values: np.ndarray) -> float:
+    """Standard error of the mean of `values` (the template pairs are the sample)."""
+    return float(np.std(values, ddof=1) / np.sqrt(len(values)))
 
 
 # ---------------------------------------------------------------- training
@@ -450,6 +459,11 @@ def run_seed(setup: Setup, args: argparse.Namespace, seed: int) -> dict[str, dic
             prompt, extra = make()
             saved = (prompt, {**evaluate(setup, prompt), **extra})
             _save(folder / f"{name}.npy", *saved)
+        elif "gap_rate_se" not in saved[1]:
+            # Written before the gaps had standard errors: the saved prompt is scored again
+            # (the same numbers, plus the new ones); the training record is kept.
+            saved = (saved[0], {**saved[1], **evaluate(setup, saved[0])})
+            _save(folder / f"{name}.npy", *saved)
         results[name] = saved[1]
         print(f"seed {seed} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in saved[1].items()
               if isinstance(v, float)), flush=True)  # fmt: skip
@@ -477,7 +491,8 @@ def table(per_seed: Sequence[dict[str, dict[str, float]]]) -> str:
     """Markdown table: mean +- standard deviation over seeds for each method."""
     keys = ("accuracy", "template_accuracy", "gap_score", "gap_rate")
     lines = ["| method | seeds | movie val. accuracy | template accuracy | gap: mean positive score | "
-             "gap: positive rate |", "|---|---|---|---|---|---|"]  # fmt: skip
+             "gap: positive rate | seeds with a score gap beyond 2 SE |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name in METHODS:
         rows = [seed[name] for seed in per_seed if name in seed]
         if not rows:
@@ -488,6 +503,8 @@ def table(per_seed: Sequence[dict[str, dict[str, float]]]) -> str:
             cells.append(
                 f"{values.mean():.2f} +- {values.std(ddof=1) if len(values) > 1 else 0:.2f}"
             )
+        beyond = sum(abs(row["gap_score"]) > 2 * row["gap_score_se"] for row in rows)
+        cells.append(f"{beyond}/{len(rows)}")
         lines.append(f"| {name} | {len(rows)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -73,6 +73,15 @@ def test_the_cli_prints_every_method_and_saves_prompt_files(checkpoint, tmp_path
     before = (out / "seed_0" / "plain.npy").stat().st_mtime_ns
     assert fairness.main(argv) == 0
     assert (out / "seed_0" / "plain.npy").stat().st_mtime_ns == before
+    # Metrics saved before the gaps had standard errors are completed from the saved prompt:
+    # the same gaps again (the same prompt scored again), the training record kept.
+    plain_json = out / "seed_0" / "plain.json"
+    full = json.loads(plain_json.read_text())
+    assert full["gap_score_se"] > 0 and full["gap_rate_se"] >= 0
+    old = {k: v for k, v in full.items() if not k.endswith("_se")}
+    plain_json.write_text(json.dumps(old))
+    assert fairness.main(argv) == 0
+    assert json.loads(plain_json.read_text()) == pytest.approx(full, rel=1e-6)
 
 
 def test_a_one_group_names_file_is_one_error_and_writes_nothing(tmp_path, capsys):
