@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import pytest
 import seqio
+import tiny
 from tasks_helpers import make_release_root, raw_files, run_task, score, texts
 
 import prompt_tuning.tasks  # noqa: F401  (registers the tasks)
@@ -125,18 +126,9 @@ def test_squad_to_all_out_of_domain_sets():
 def test_engine_evaluates_a_prompt_zero_shot_with_translation():
     """A prompt on a tiny random T5, scored by the engine on the zero-shot mixture."""
     from prompt_tuning import evaluation, experiment, specs
-    from prompt_tuning.models import T5, T5Config, init_params
+    from prompt_tuning.models import T5, init_params
 
-    config = T5Config(
-        vocab_size=32128,
-        d_model=16,
-        num_heads=4,
-        d_kv=6,
-        d_ff=40,
-        num_encoder_layers=2,
-        num_decoder_layers=2,
-        relative_attention_num_buckets=8,
-    )
+    config = tiny.CONFIG
     model, params = T5(config), init_params(config, jax.random.key(0))
     prompt = jax.random.uniform(jax.random.key(1), (1, 5, 16), minval=-0.5, maxval=0.5)
     mixture = seqio.get_mixture_or_task("glue_mrpc_from_qqp_zeroshot_v002")
