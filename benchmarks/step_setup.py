@@ -1,10 +1,11 @@
 """The prompt-tuning train step as the benchmarks compile it.
 
 Shared by `memory.py` (abstract inputs, compile only) and `train_step.py` (real
-inputs, timed): the step is `trainer.make_train_step` jitted exactly as
-`experiment.train` jits it (replicated prompt state, frozen params sharded by
-their logical axes, batch split over 'data', the state donated), so what the
-benchmarks measure is what a training run executes.
+inputs, timed): the step is `trainer.make_train_step` jitted by
+`trainer.jit_train_step`, the functions `experiment.train` calls (replicated
+prompt state, frozen params sharded by their logical axes, batch split over
+'data', the state donated), so what the benchmarks measure is what a training
+run executes.
 """
 
 from __future__ import annotations
@@ -112,19 +113,14 @@ def frozen_shardings(config: T5Config, mesh: Mesh) -> Any:
 def jit_train_step(
     config: T5Config, mesh: Mesh, optimizer: Any
 ) -> Callable[..., tuple[trainer.TrainState, dict[str, jax.Array]]]:
-    """`trainer.make_train_step` jitted as `experiment.train` does, state donated."""
-    replicated = partitioning.replicated(mesh)
-    return jax.jit(
-        trainer.make_train_step(T5(config), optimizer),
-        in_shardings=(
-            replicated,
-            frozen_shardings(config, mesh),
-            partitioning.batch_sharding(mesh),
-            replicated,
-        ),
-        out_shardings=(replicated, replicated),
-        donate_argnums=(0,),
-    )
+    """The prompt-tuning step built and jitted by the training job's own functions.
+
+    `trainer.jit_train_step` is what `experiment.train` calls (a test checks
+    the identity); only the frozen shardings differ, made even for meshes whose
+    'model' axis does not divide the tiny model's heads.
+    """
+    step_fn = trainer.make_train_step(trainer.prompt_objective(T5(config)), optimizer)
+    return trainer.jit_train_step(step_fn, mesh, frozen_shardings(config, mesh))
 
 
 def abstract_step_inputs(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -23,14 +22,7 @@ import optax
 import seqio
 from etils import epath
 
-from prompt_tuning import (
-    evaluation,
-    input_pipeline,
-    methods,
-    partitioning,
-    run_lock,
-    trainer,
-)
+from prompt_tuning import evaluation, input_pipeline, methods, partitioning, run_lock, trainer
 from prompt_tuning.checkpoints import state as run_state
 from prompt_tuning.data import rank_classification, registry, user_rows
 from prompt_tuning.data.preprocessors import UNKNOWN_LABEL
@@ -40,7 +32,6 @@ from prompt_tuning.run_dir import (
     MetricsWriter,
     check_model_dir,
     fresh_file,
-    progress_line,
     write_config,
 )
 from prompt_tuning.specs import (
@@ -68,6 +59,11 @@ def _initial_state(
     replicated: jax.sharding.NamedSharding,
 ) -> trainer.TrainState:
     """Step-0 state with the method's parameters from the configured initialiser, replicated."""
+    if prompt.init is None:
+        raise RunError(
+            "No prompt initialiser (PromptSpec.init): add a prompts/*.gin file, e.g. "
+            "--gin_file=prompts/class_labels.gin."
+        )
     embedding = partitioning.fetch_global(frozen["token_embedder"]["embedding"])
     init = prompt.init(
         embedding=embedding.astype(np.float32), vocabulary=vocabulary, task_labels=task_labels(task)
@@ -95,21 +91,102 @@ def _abstract_state(
     )
 
 
-def jit_train_step(
-    step_fn: Callable[..., Any], frozen: Any, mesh: jax.sharding.Mesh, *, tagged: bool
-) -> Any:
-    """`step_fn` jitted for `mesh`: state replicated, frozen tree as loaded, batch over 'data'.
+def _check_train_steps(train_steps: Any) -> None:
+    if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
+        raise RunError(
+            f"TRAIN_STEPS (train.train_steps) must be a positive integer, got {train_steps!r}."
+        )
 
-    Trace it (call or lower it) inside `partitioning.activation_sharding(mesh)`,
-    so the model's activation constraints apply.
-    """
-    replicated = partitioning.replicated(mesh)
-    batch = input_pipeline.feature_shardings(partitioning.batch_sharding(mesh), tagged=tagged)
-    return jax.jit(
-        step_fn,
-        in_shardings=(replicated, jax.tree.map(lambda x: x.sharding, frozen), batch, replicated),
-        out_shardings=(replicated, replicated),
-        donate_argnums=(0,),
+
+def _start_state(
+    checkpointer: run_state.StateCheckpointer,
+    resuming: bool,
+    fresh: Callable[[], trainer.TrainState],
+    abstract: Callable[[], Any],
+    exported: Callable[[Any], Any],
+    model_dir: str,
+    config_text: str,
+    print_fn: Callable[[str], None],
+) -> tuple[int, trainer.TrainState]:
+    """`(step, state)` to continue from: MODEL_DIR's newest good state, else step 0."""
+    restored = checkpointer.restore_latest_good(abstract()) if resuming else None
+    if restored is None:
+        state = fresh()
+        if not resuming:  # a resumed run killed before its first save has it already
+            write_config(model_dir, config_text)
+        return 0, state
+    start, state, _ = restored
+    print_fn(f"Resuming from step {start} in {model_dir}.")
+    # The resumed step's prompt may be missing (killed between the two writes).
+    host_prompt = exported(state.params)
+    if jax.process_index() == 0:
+        run_state.save_prompt(model_dir, start, host_prompt)
+    return start, state
+
+
+def _saver(
+    model_dir: str,
+    checkpointer: run_state.StateCheckpointer,
+    batches: input_pipeline.TrainBatches,
+    exported: Callable[[Any], Any],
+    batch_size: int,
+) -> Callable[[int, trainer.TrainState], None]:
+    """`save(step, state)`: the resumable state with the data position, then the prompt file."""
+
+    def save(step: int, state: trainer.TrainState) -> None:
+        host_prompt = exported(state.params)
+        floats = [x for x in jax.tree.leaves(host_prompt) if x.dtype.kind == "f"]
+        if not all(np.isfinite(x).all() for x in floats):
+            raise RunError(f"The prompt became NaN/Inf by step {step}; nothing was saved for it.")
+        position = {"step": step, "examples": step * batch_size}
+        checkpointer.save(step, state, position, batches)
+        if jax.process_index() == 0:
+            run_state.save_prompt(model_dir, step, host_prompt)
+
+    return save
+
+
+def _evaluator(
+    t5: T5,
+    frozen: Any,
+    method: methods.Method,
+    task: seqio.Task | seqio.Mixture,
+    data: DataSpec,
+    prompt: PromptSpec,
+    max_examples: int | None,
+    writer: MetricsWriter,
+    print_fn: Callable[[str], None],
+) -> Callable[[int, trainer.TrainState], None]:
+    """`evaluate(step, state)`: validation metrics of the current prompt, written as `eval`."""
+
+    def evaluate(step: int, state: trainer.TrainState) -> None:
+        stacked = jax.tree.map(lambda x: x[None], method.model_inputs(state.params))
+        scores = evaluate_prompts(
+            t5, frozen, stacked, task, data, max_examples=max_examples, position=prompt.position
+        ).per_prompt[0]
+        writer.write(step, "eval", scores)
+        writer.flush()
+        print_fn(f"eval @ {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+
+    return evaluate
+
+
+def _train_batches(data: DataSpec, task_names: Sequence[str] | None) -> input_pipeline.TrainBatches:
+    """This process's share of the shuffled, repeated train batches."""
+    return input_pipeline.TrainBatches(
+        input_pipeline.shard_datasets(
+            data.mixture_or_task_name, data.task_feature_lengths, data.batch_size,
+            seed=data.seed, split=data.train_split, num_shards=data.data_shards,
+            task_names=task_names,
+        )
+    )  # fmt: skip
+
+
+def _kept(model_dir: str, checkpointer: run_state.StateCheckpointer) -> str:
+    """What a stopped run keeps, for its error message."""
+    return (
+        f"The last good prompt and state in {model_dir} are kept "
+        f"(step {checkpointer.latest_step() or 'none yet'})."
     )
 
 
@@ -142,10 +219,7 @@ def train(
     `prompts/prompt_<step>.npz` holds).
     """
     # Everything is validated before the first byte is written to MODEL_DIR.
-    if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
-        raise RunError(
-            f"TRAIN_STEPS (train.train_steps) must be a positive integer, got {train_steps!r}."
-        )
+    _check_train_steps(train_steps)
     config_text = gin.config_str()
     resuming = check_model_dir(model_dir, config_text)
     mesh = mesh or partitioning.make_mesh()
@@ -154,8 +228,7 @@ def train(
     task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)
     vocabulary = check_vocabulary(task, config)
     input_pipeline.check_split(data.mixture_or_task_name, data.train_split)
-    t5 = T5(config)
-    optimizer = optimizer or trainer.make_optimizer()
+    t5, optimizer = T5(config), optimizer or trainer.make_optimizer()
     # A multi-task method gets (or is checked against) the names of the run's sub-tasks.
     method = methods.bind_tasks(method or methods.PromptTuning(), [t.name for t in sub_tasks(task)])
     replicated = partitioning.replicated(mesh)
@@ -163,145 +236,52 @@ def train(
     def exported(params: Any) -> np.ndarray | dict[str, np.ndarray]:
         return methods.file_content(methods.export(method, partitioning.fetch_replicated(params)))
 
-    # A fresh run's prompt initialiser is checked before anything is written.
-    initial = (
-        None
-        if resuming
-        else _initial_state(
+    def fresh() -> trainer.TrainState:
+        return _initial_state(
             prompt, method, config, data.seed, frozen, vocabulary, task, optimizer, replicated
         )
-    )
+
+    initial = None if resuming else fresh()  # a bad initialiser fails before anything is written
     with run_lock.hold(model_dir, enabled=jax.process_index() == 0):
         checkpointer = run_state.StateCheckpointer(model_dir, max_to_keep=keep_states)
-        restored = (
-            checkpointer.restore_latest_good(
-                _abstract_state(prompt, method, config, optimizer, replicated)
-            )
-            if resuming
-            else None
+        start, state = _start_state(
+            checkpointer, resuming, lambda: fresh() if initial is None else initial,
+            lambda: _abstract_state(prompt, method, config, optimizer, replicated),
+            exported, model_dir, config_text, print_fn,
+        )  # fmt: skip
+        objective = trainer.prompt_objective(
+            t5, loss or trainer.LossConfig(), method=method, prompt_position=prompt.position
         )
-        if restored is None:
-            if initial is None:
-                initial = _initial_state(
-                    prompt,
-                    method,
-                    config,
-                    data.seed,
-                    frozen,
-                    vocabulary,
-                    task,
-                    optimizer,
-                    replicated,
-                )
-            start, state = 0, initial
-            if not resuming:  # a resumed run killed before its first save has it already
-                write_config(model_dir, config_text)
-        else:
-            start, state, _ = restored
-            print_fn(f"Resuming from step {start} in {model_dir}.")
-            # The resumed step's prompt may be missing (killed between the two writes).
-            host_prompt = exported(state.prompt)
-            if jax.process_index() == 0:
-                run_state.save_prompt(model_dir, start, host_prompt)
-
         step_fn = trainer.make_train_step(
-            t5,
-            optimizer,
-            loss or trainer.LossConfig(),
-            num_microbatches=num_microbatches,
-            dropout=config.dropout_rate > 0,
-            prompt_position=prompt.position,
-            method=method,
+            objective, optimizer, num_microbatches=num_microbatches, dropout=config.dropout_rate > 0
         )
         task_names = methods.example_tasks(method)
-        batch_sharding = partitioning.batch_sharding(mesh)
-        jit_step = jit_train_step(step_fn, frozen, mesh, tagged=task_names is not None)
-        local_batches = input_pipeline.TrainBatches(
-            input_pipeline.shard_datasets(
-                data.mixture_or_task_name,
-                data.task_feature_lengths,
-                data.batch_size,
-                seed=data.seed,
-                split=data.train_split,
-                num_shards=data.data_shards,
-                task_names=task_names,
-            )
+        jit_step = trainer.jit_train_step(
+            step_fn, mesh, jax.tree.map(lambda x: x.sharding, frozen), tagged=task_names is not None
         )
+        local_batches = _train_batches(data, task_names)
         run_state.resume_data_position(checkpointer, start, local_batches, print_fn)
-        batches = input_pipeline.global_batches(local_batches, batch_sharding)
         writer = MetricsWriter(model_dir)
-        rng = partitioning.host_to_global(jax.random.PRNGKey(data.seed + 1), replicated)
-
-        def save(step: int) -> None:
-            host_prompt = exported(state.prompt)
-            floats = [x for x in jax.tree.leaves(host_prompt) if x.dtype.kind == "f"]
-            if not all(np.isfinite(x).all() for x in floats):
-                raise RunError(
-                    f"The prompt became NaN/Inf by step {step}; nothing was saved for it."
-                )
-            position = {"step": step, "examples": step * data.batch_size}
-            checkpointer.save(step, state, position, local_batches)
-            if jax.process_index() == 0:
-                run_state.save_prompt(model_dir, step, host_prompt)
-
-        pending: list[tuple[int, dict[str, jax.Array]]] = []
-        window_start, window_tokens = time.perf_counter(), 0.0
         # A full or read-only disk stops the run with one message; earlier saves stay good.
         with run_state.disk_errors(model_dir, checkpointer), partitioning.activation_sharding(mesh):
-            for step in range(start + 1, train_steps + 1):
-                state, metrics = jit_step(state, frozen, next(batches), rng)
-                pending.append((step, metrics))
-                at_save = step % save_every == 0 or step == train_steps
-                if step % log_every == 0 or at_save:
-                    fetched = partitioning.fetch_replicated(pending)
-                    pending = []
-                    for s, m in fetched:
-                        if not np.isfinite(m["loss"]):
-                            raise RunError(
-                                f"Loss is {m['loss']} at step {s}: stopping. The last good prompt "
-                                f"and state in {model_dir} are kept (step "
-                                f"{checkpointer.latest_step() or 'none yet'})."
-                            )
-                        window_tokens += m["tokens"]
-                    elapsed = time.perf_counter() - window_start
-                    throughput = {
-                        "steps_per_s": len(fetched) / elapsed,
-                        "tokens_per_s": window_tokens / elapsed,
-                    }
-                    writer.write_window(fetched, throughput)
-                    print_fn(
-                        progress_line(
-                            step,
-                            train_steps,
-                            float(fetched[-1][1]["loss"]),
-                            throughput["steps_per_s"],
-                            throughput["tokens_per_s"],
-                        )
-                    )
-                    window_start, window_tokens = time.perf_counter(), 0.0
-                if at_save:
-                    save(step)
-                if eval_every and (step % eval_every == 0 or step == train_steps):
-                    stacked = jax.tree.map(lambda x: x[None], method.model_inputs(state.prompt))
-                    scores = evaluate_prompts(
-                        t5,
-                        frozen,
-                        stacked,
-                        task,
-                        data,
-                        max_examples=max_eval_examples,
-                        position=prompt.position,
-                    ).per_prompt[0]
-                    writer.write(step, "eval", scores)
-                    writer.flush()
-                    print_fn(
-                        f"eval @ {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
-                    )
-                    window_start = time.perf_counter()
+            state = trainer.train_loop(
+                jit_step, state, frozen,
+                input_pipeline.global_batches(local_batches, partitioning.batch_sharding(mesh)),
+                partitioning.host_to_global(jax.random.PRNGKey(data.seed + 1), replicated),
+                start=start,
+                schedule=trainer.Schedule(train_steps, log_every, save_every, eval_every),
+                writer=writer,
+                save=_saver(model_dir, checkpointer, local_batches, exported, data.batch_size),
+                kept=lambda: _kept(model_dir, checkpointer),
+                evaluate=_evaluator(
+                    t5, frozen, method, task, data, prompt, max_eval_examples, writer, print_fn
+                ),
+                print_fn=print_fn,
+            )  # fmt: skip
         writer.close()
         checkpointer.wait()
         checkpointer.close()
-        return exported(state.prompt)
+        return exported(state.params)
 
 
 # --------------------------------------------------------------------- evaluate
@@ -348,7 +328,6 @@ def evaluate_prompts(
     *,
     max_examples: int | None = None,
     position: str = "prefix",
-    batch_size: int = 32,
     decode_classification: bool = False,
 ) -> EvalResult:
     """Scores `[N, P, d]` prompts (or stacked method inputs, or the bare model) on every sub-task.
@@ -357,8 +336,10 @@ def evaluate_prompts(
     pass, plus their majority vote), and with `decode_classification` also
     greedy decoding (metrics prefixed `decode/`); other tasks use greedy
     decoding. Metric keys are prefixed by sub-task name for mixtures. Multi-task
-    prompts score each sub-task with that task's own prompt.
+    prompts score each sub-task with that task's own prompt. Batches hold
+    `data.batch_size` examples (times the label count, for rank classification).
     """
+    batch_size = data.batch_size
     tasks = sub_tasks(task)
     input_length = data.task_feature_lengths["inputs"]
     num_prompts = 1 if prompt_stack is None else evaluation.num_stacked(prompt_stack)
@@ -438,7 +419,7 @@ def evaluate(
     prompt_files: Sequence[str] = (),
     output_dir: str | None = None,
     max_examples: int | None = None,
-    position: str = "prefix",
+    prompt: PromptSpec | None = None,
     decode_classification: bool = True,
     mesh: jax.sharding.Mesh | None = None,
     print_fn: Callable[[str], None] = print,
@@ -446,7 +427,8 @@ def evaluate(
     """Evaluates one prompt file, several (scored together, plus their vote), or none.
 
     A `None` file (`--gin.PROMPT_FILE=None`) is no prompt: with no other file,
-    the frozen model is evaluated alone.
+    the frozen model is evaluated alone. The prompts join the input where
+    `prompt.position` says (the gin-configured `PromptSpec` when not given).
 
     With `output_dir`, writes `eval/<task>.<split>.metrics.json` and
     `eval/<task>.<split>.predictions.jsonl` (never overwriting earlier results).
@@ -465,7 +447,7 @@ def evaluate(
             task,
             data,
             max_examples=max_examples,
-            position=position,
+            position=(prompt or PromptSpec()).position,
             decode_classification=decode_classification,
         )
     names = list(prompt_files) or ["<no prompt>"]

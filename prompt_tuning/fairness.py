@@ -225,7 +225,7 @@ def fit_prompt(
 ) -> jax.Array:  # fmt: skip
     """A plain prompt trained with the project's train step on train examples `keep` (all)."""
     optimizer = trainer.make_optimizer()
-    step = jax.jit(trainer.make_train_step(setup.t5, optimizer, trainer.LossConfig()))
+    step = jax.jit(trainer.make_train_step(trainer.prompt_objective(setup.t5), optimizer))
     state = trainer.init_state(initial_prompt(setup, seed, length), optimizer)
     pool = np.arange(len(setup.train["label"])) if keep is None else keep
     order = np.random.default_rng(seed)
@@ -233,7 +233,7 @@ def fit_prompt(
     for _ in range(steps):
         batch = train_batch(setup, order.choice(pool, batch_size, replace=False))
         state, _ = step(state, setup.frozen, batch, rng)
-    return state.prompt
+    return state.params
 
 
 def fair_reprogram(

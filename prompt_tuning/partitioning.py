@@ -37,10 +37,9 @@ DEFAULT_RULES: LogicalRules = (
     ("length", None),
     ("relpos_buckets", None),
     ("layers", None),
-    # The prompt is replicated so that a prompt checkpoint is one small array.
-    ("prompt", None),
-    ("prompt_embed", None),
 )
+# The trainable state (the prompt, a method's parameters) has no logical axes: it is
+# replicated (`trainer.jit_train_step`), so that a prompt checkpoint is one small array.
 
 
 def make_mesh(

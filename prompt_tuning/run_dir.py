@@ -26,6 +26,16 @@ CONFIG_FILE = "config.gin"
 _RESUMABLE_CHANGES = ("TRAIN_STEPS", "train.train_steps", "train.log_every", "train.eval_every")
 
 
+# Lines that runs/prompt_finetune.gin wrote until the defaults became the only copy of
+# these values (issue #19): a config.gin holding them records the same run.
+_RESTATED_DEFAULTS = (
+    "LossConfig.z_loss = 0.0001",
+    "make_optimizer.decay_rate = 0.8",
+    "make_optimizer.learning_rate = 0.3",
+    "make_optimizer.weight_decay_rate = 1e-05",
+)
+
+
 def _run_identity(config_text: str) -> list[str]:
     return [
         line
@@ -33,6 +43,7 @@ def _run_identity(config_text: str) -> list[str]:
         if line.strip()
         and not line.lstrip().startswith("#")
         and not line.split("=")[0].strip().startswith(_RESUMABLE_CHANGES)
+        and line.strip() not in _RESTATED_DEFAULTS
     ]
 
 

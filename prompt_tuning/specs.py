@@ -72,10 +72,14 @@ class ModelSpec:
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class PromptSpec:
-    """Length, initialiser and position of the soft prompt."""
+    """Length, initialiser and position of the soft prompt.
+
+    Training needs all three; evaluation and inference read the position (where
+    the trained prompt joins the input) from the same spec.
+    """
 
     length: int = 100
-    init: Callable[..., prompts.PromptInit] = gin.REQUIRED
+    init: Callable[..., prompts.PromptInit] | None = None  # a prompts/*.gin file sets it
     position: str = "prefix"
 
 
@@ -146,6 +150,21 @@ def from_file_init(*, path: str = gin.REQUIRED, **_) -> prompts.PromptInit:
 # --------------------------------------------------------------- shared set-up
 
 
+def check_architecture(path: str, found: T5Config, expected: T5Config, name: str) -> None:
+    """The checkpoint at `path` (read as `found`) has the architecture of model `name`.
+
+    Raises:
+      RunError: listing every `ARCHITECTURE` field that differs.
+    """
+    wrong = [
+        f"{f}: checkpoint {getattr(found, f)} vs {name} {getattr(expected, f)}"
+        for f in ARCHITECTURE
+        if getattr(found, f) != getattr(expected, f)
+    ]
+    if wrong:
+        raise RunError(f"Checkpoint {path} does not match model {name!r}: " + "; ".join(wrong))
+
+
 def load_frozen(spec: ModelSpec, mesh: jax.sharding.Mesh) -> tuple[T5Config, Any]:
     """Loads the checkpoint into its shards and applies the execution options."""
     if not spec.checkpoint_path:
@@ -155,17 +174,7 @@ def load_frozen(spec: ModelSpec, mesh: jax.sharding.Mesh) -> tuple[T5Config, Any
         )
     config, frozen = checkpoints.load(spec.checkpoint_path, dtype=spec.param_dtype, mesh=mesh)
     if spec.name:
-        expected = get_config(spec.name)
-        wrong = [
-            f"{f}: checkpoint {getattr(config, f)} vs {spec.name} {getattr(expected, f)}"
-            for f in ARCHITECTURE
-            if getattr(config, f) != getattr(expected, f)
-        ]
-        if wrong:
-            raise RunError(
-                f"Checkpoint {spec.checkpoint_path} does not match model {spec.name!r}: "
-                + "; ".join(wrong)
-            )
+        check_architecture(spec.checkpoint_path, config, get_config(spec.name), spec.name)
     config = config.replace(
         dtype=spec.dtype,
         param_dtype=spec.param_dtype,

@@ -1,26 +1,34 @@
-"""Prompt-only train step, eval scoring step and the training loop.
+"""The one train step and the one training loop, for whatever a run trains.
 
-The frozen parameter tree is passed to every step as a plain argument that is
-never differentiated: `jax.value_and_grad(loss_fn)` takes the gradient with
-respect to the prompt alone, so XLA never materialises weight gradients or
-optimizer state for the model (what lets T5-XXL prompt tuning fit on one chip).
-With a prompt method (`methods`), "the prompt" is the method's trainable pytree
-and the model reads what `method.model_inputs` makes of it.
+A run splits the parameters in two, and this split is decided once, by the
+objective the job builds: `TrainState.params` is the trainable pytree (a
+prompt `[P, d]`, a prompt method's parameters, or for full training the whole
+T5 tree) and `frozen` is what is read but never trained (the T5 tree under
+prompt tuning; nothing under full training). Gradients, optimizer state,
+saved states and the state's sharding all follow `TrainState.params`:
+`jax.value_and_grad(objective)` differentiates its first argument only, so
+under prompt tuning XLA never materialises weight gradients or optimizer state
+for the model (what lets T5-XXL prompt tuning fit on one chip).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple, Protocol
 
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from prompt_tuning import input_pipeline, partitioning
+from prompt_tuning.errors import RunError
 from prompt_tuning.methods import Method, ModelInputs, add_query, penalty
 from prompt_tuning.models import T5
+from prompt_tuning.run_dir import MetricsWriter, progress_line
 
 Batch = Mapping[str, jax.Array]
 Params = Any
@@ -28,10 +36,11 @@ Params = Any
 
 @flax.struct.dataclass
 class TrainState:
-    """Everything training changes: the prompt, its optimizer state, the step."""
+    """Everything training changes: the trainable parameters, their optimizer state, the step."""
 
     step: jax.Array  # [] int32
-    prompt: Params  # [P, d] float32, or a prompt method's pytree of float32 arrays
+    # float32: a prompt [P, d], a prompt method's pytree, or (full training) the T5 tree.
+    params: Params
     opt_state: optax.OptState
 
 
@@ -55,13 +64,6 @@ class Optimizer(NamedTuple):
     learning_rate: optax.ScalarOrSchedule
 
 
-def with_learning_rate(
-    transformation: optax.GradientTransformation, learning_rate: optax.ScalarOrSchedule
-) -> Optimizer:
-    """`transformation` labelled with the learning rate it applies."""
-    return Optimizer(transformation.init, transformation.update, learning_rate)
-
-
 def learning_rate_metric(optimizer: Any, step: jax.Array) -> dict[str, jax.Array]:
     """`{"learning_rate": []}` at update `step` (0 for the first), or `{}` if unknown."""
     learning_rate = getattr(optimizer, "learning_rate", None)
@@ -76,28 +78,33 @@ def make_optimizer(
     decay_rate: float = 0.8,
     weight_decay_rate: float | None = 1e-5,
     clipping_threshold: float | None = 1.0,
+    *,
+    factored: bool = False,
+    multiply_by_parameter_scale: bool = False,
 ) -> Optimizer:
-    """Adafactor as the original prompt-tuning gin files configure it.
+    """Adafactor; the defaults are the original prompt-tuning gin files' settings.
 
     Constant learning rate, no parameter scaling, and no factoring: the prompt is
-    small enough for a full second-moment estimate.
+    small enough for a full second-moment estimate. Full training factors the
+    second moments and scales updates by each parameter's RMS instead
+    (`full_training.make_pretraining_optimizer`).
     """
     adafactor = optax.adafactor(
         learning_rate=learning_rate,
         decay_rate=decay_rate,
-        multiply_by_parameter_scale=False,
+        multiply_by_parameter_scale=multiply_by_parameter_scale,
         weight_decay_rate=weight_decay_rate,
         clipping_threshold=clipping_threshold,
-        factored=False,
+        factored=factored,
     )
-    return with_learning_rate(adafactor, learning_rate)
+    return Optimizer(adafactor.init, adafactor.update, learning_rate)
 
 
-def init_state(prompt: Params, optimizer: optax.GradientTransformation) -> TrainState:
-    """Fresh state at step 0 for a `[P, d]` prompt (or a method's trainable pytree)."""
-    prompt = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), prompt)
+def init_state(params: Params, optimizer: optax.GradientTransformation) -> TrainState:
+    """Fresh state at step 0 for the trainable `params` (cast to float32 for the optimizer)."""
+    params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
     return TrainState(
-        step=jnp.zeros((), jnp.int32), prompt=prompt, opt_state=optimizer.init(prompt)
+        step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params)
     )
 
 
@@ -226,78 +233,224 @@ def apply_token_mean_update(
     return optax.apply_updates(params, updates), opt_state, metrics
 
 
-def make_train_step(
+class Objective(Protocol):
+    """`(trainable, frozen, batch, dropout_rng) -> (summed loss, sums)`: what a step minimises.
+
+    The loss is summed over the batch's target tokens (`batch_loss`); `sums`
+    holds at least `cross_entropy`, `z_loss`, `tokens` and `correct_tokens`.
+    `dropout_rng` is None when the model runs without dropout.
+    """
+
+    def __call__(
+        self, trainable: Params, frozen: Params, batch: Batch, dropout_rng: jax.Array | None
+    ) -> tuple[jax.Array, dict[str, jax.Array]]: ...
+
+
+SUMS = ("cross_entropy", "z_loss", "tokens", "correct_tokens")
+
+
+def prompt_objective(
     model: T5,
-    optimizer: optax.GradientTransformation,
     loss: LossConfig = LossConfig(),
+    *,
+    method: Method | None = None,
+    prompt_position: str = "prefix",
+) -> Objective:
+    """Prompt tuning: the trainable part is the prompt `[P, d]` (or `method`'s parameters).
+
+    The model reads `method.model_inputs(trainable, batch)`, or the prompt itself
+    without a method; `frozen` is the T5 tree. A method's regulariser is per
+    token, so it is scaled by the tokens as the summed loss is.
+    """
+
+    def objective(prompt, frozen, batch, dropout_rng):
+        # Query-conditioned methods (CODA-Prompt, L2P) read the frozen encoder's pooled input.
+        batch = add_query(method, model, frozen, batch)
+        inputs = prompt if method is None else method.model_inputs(prompt, batch)
+        total, sums = batch_loss(
+            model, inputs, frozen, batch, loss,
+            dropout_rng=dropout_rng, prompt_position=prompt_position,
+        )  # fmt: skip
+        return total + penalty(method, prompt, batch) * sums["tokens"], sums
+
+    return objective
+
+
+def full_objective(model: T5, loss: LossConfig = LossConfig()) -> Objective:
+    """Full training (pretraining, model tuning): the trainable part is the whole T5 tree.
+
+    Nothing is frozen: the step is called with `frozen={}`.
+    """
+
+    def objective(params, frozen, batch, dropout_rng):
+        del frozen
+        return batch_loss(model, None, params, batch, loss, dropout_rng=dropout_rng)
+
+    return objective
+
+
+def make_train_step(
+    objective: Objective,
+    optimizer: optax.GradientTransformation,
     *,
     num_microbatches: int = 1,
     dropout: bool = False,
-    prompt_position: str = "prefix",
-    method: Method | None = None,
 ) -> Callable[[TrainState, Params, Batch, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
     """Builds `step(state, frozen, batch, rng) -> (state, metrics)`, to be jitted.
 
-    The loss is averaged over the batch's target tokens; with `num_microbatches`
-    > 1 the gradient of the summed loss is accumulated over microbatches first,
-    so the result equals one large batch up to float summation order. With a
-    `method`, `state.prompt` holds its parameters and the model reads
-    `method.model_inputs(state.prompt, microbatch)`; without, `state.prompt` is the
-    `[P, d]` prompt.
+    The gradient is taken with respect to `state.params` alone. The loss is
+    averaged over the batch's target tokens; with `num_microbatches` > 1 the
+    gradient of the summed loss is accumulated over microbatches first, so the
+    result equals one large batch up to float summation order. `rng` (a key)
+    drives dropout, folded with the step so a resumed run draws the same masks.
     """
+    # argnums=0: the gradient is taken with respect to the trainable params only.
+    grad_fn = jax.value_and_grad(objective, argnums=0, has_aux=True)
 
-    def summed_loss(prompt, frozen, microbatch, rng):
-        # Query-conditioned methods (CODA-Prompt, L2P) read the frozen encoder's pooled input.
-        microbatch = add_query(method, model, frozen, microbatch)
-        inputs = prompt if method is None else method.model_inputs(prompt, microbatch)
-        total, sums = batch_loss(
-            model,
-            inputs,
-            frozen,
-            microbatch,
-            loss,
-            dropout_rng=rng if dropout else None,
-            prompt_position=prompt_position,
-        )
-        # A method's regulariser is per token: scaled by the tokens, as the summed loss is.
-        return total + penalty(method, prompt, microbatch) * sums["tokens"], sums
-
-    # argnums=0: the gradient is taken with respect to the prompt (method parameters) only.
-    grad_fn = jax.value_and_grad(summed_loss, argnums=0, has_aux=True)
+    def summed_grad(params, frozen, batch, rng):
+        (_, sums), grad = grad_fn(params, frozen, batch, rng if dropout else None)
+        return grad, sums
 
     def step(state: TrainState, frozen: Params, batch: Batch, rng: jax.Array):
         rng = jax.random.fold_in(rng, state.step)
         if num_microbatches == 1:
-            (_, sums), grad = grad_fn(state.prompt, frozen, batch, rng)
+            grad, sums = summed_grad(state.params, frozen, batch, rng)
         else:
 
             def accumulate(carry, indexed):
                 index, microbatch = indexed
-                (_, mb_sums), mb_grad = grad_fn(
-                    state.prompt, frozen, microbatch, jax.random.fold_in(rng, index)
-                )
-                return jax.tree.map(jnp.add, carry, (mb_grad, mb_sums)), None
+                mb = summed_grad(state.params, frozen, microbatch, jax.random.fold_in(rng, index))
+                return jax.tree.map(jnp.add, carry, mb), None
 
             micro = _split_microbatches(batch, num_microbatches)
             zeros = (
-                jax.tree.map(jnp.zeros_like, state.prompt),
-                dict.fromkeys(
-                    ("cross_entropy", "z_loss", "tokens", "correct_tokens"),
-                    jnp.zeros((), jnp.float32),
-                ),
+                jax.tree.map(jnp.zeros_like, state.params),
+                dict.fromkeys(SUMS, jnp.zeros((), jnp.float32)),
             )
             (grad, sums), _ = jax.lax.scan(accumulate, zeros, (jnp.arange(num_microbatches), micro))
-        prompt, opt_state, metrics = apply_token_mean_update(
-            optimizer, grad, sums, state.opt_state, state.prompt
+        params, opt_state, metrics = apply_token_mean_update(
+            optimizer, grad, sums, state.opt_state, state.params
         )
         metrics = {
             **metrics,
             **learning_rate_metric(optimizer, state.step),
-            "prompt_norm": optax.tree.norm(prompt),
+            "param_norm": optax.tree.norm(params),
         }
-        return TrainState(step=state.step + 1, prompt=prompt, opt_state=opt_state), metrics
+        return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     return step
+
+
+def jit_train_step(
+    step_fn: Callable[..., tuple[TrainState, dict[str, jax.Array]]],
+    mesh: jax.sharding.Mesh,
+    frozen_shardings: Any,
+    *,
+    tagged: bool = False,
+) -> Callable[..., tuple[TrainState, dict[str, jax.Array]]]:
+    """A `make_train_step` step jitted for `mesh`, as every job and benchmark runs it.
+
+    The train state is replicated (the trainable part is small, and a replicated
+    prompt saves as one file), the frozen tree keeps `frozen_shardings` (a
+    pytree of shardings, `{}` when nothing is frozen), the batch is split over
+    'data' (with a `task_index` feature when `tagged`), and the state is donated.
+    Trace it (call or lower it) inside `partitioning.activation_sharding(mesh)`,
+    so the model's activation constraints apply.
+    """
+    replicated = partitioning.replicated(mesh)
+    batch = input_pipeline.feature_shardings(partitioning.batch_sharding(mesh), tagged=tagged)
+    return jax.jit(
+        step_fn,
+        in_shardings=(replicated, frozen_shardings, batch, replicated),
+        out_shardings=(replicated, replicated),
+        donate_argnums=(0,),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """When the loop logs, saves and evaluates; step `train_steps` always saves (and evaluates)."""
+
+    train_steps: int
+    log_every: int = 10
+    save_every: int = 1000
+    eval_every: int = 0  # 0: never
+
+    def saves_at(self, step: int) -> bool:
+        return step % self.save_every == 0 or step == self.train_steps
+
+    def logs_at(self, step: int) -> bool:
+        return step % self.log_every == 0 or self.saves_at(step)
+
+    def evaluates_at(self, step: int) -> bool:
+        return bool(self.eval_every) and (step % self.eval_every == 0 or step == self.train_steps)
+
+
+def _report_window(
+    pending: list[tuple[int, dict[str, jax.Array]]],
+    window_start: float,
+    schedule: Schedule,
+    writer: MetricsWriter,
+    kept: Callable[[], str],
+    print_fn: Callable[[str], None],
+) -> None:
+    """Fetches a window's metrics, stops on a non-finite loss, writes them, prints progress."""
+    fetched = partitioning.fetch_replicated(pending)
+    # Timed after the fetch: dispatch is asynchronous, the fetch waits for the steps.
+    elapsed = time.perf_counter() - window_start
+    for step, values in fetched:
+        if not np.isfinite(values["loss"]):
+            raise RunError(f"Loss is {values['loss']} at step {step}: stopping. {kept()}")
+    tokens = sum(float(values["tokens"]) for _, values in fetched)
+    throughput = {"steps_per_s": len(fetched) / elapsed, "tokens_per_s": tokens / elapsed}
+    writer.write_window(fetched, throughput)
+    last_step, last = fetched[-1]
+    print_fn(
+        progress_line(
+            last_step, schedule.train_steps, float(last["loss"]),
+            throughput["steps_per_s"], throughput["tokens_per_s"],
+        )
+    )  # fmt: skip
+
+
+def train_loop(
+    step_fn: Callable[..., tuple[TrainState, dict[str, jax.Array]]],
+    state: TrainState,
+    frozen: Params,
+    batches: Iterator[Batch],
+    rng: jax.Array,
+    *,
+    start: int,
+    schedule: Schedule,
+    writer: MetricsWriter,
+    save: Callable[[int, TrainState], None],
+    kept: Callable[[], str],
+    evaluate: Callable[[int, TrainState], None] | None = None,
+    print_fn: Callable[[str], None] = print,
+) -> TrainState:
+    """Steps `start + 1 .. schedule.train_steps` of a jitted `make_train_step` step.
+
+    Metrics stay on device until a log step, when the window's are fetched
+    together (one host sync per window), checked for a non-finite loss (a
+    `RunError` whose message ends with `kept()`: what the run keeps), written to
+    `writer` with the window's throughput, and shown as a progress line.
+    `save(step, state)` runs at each save step, `evaluate(step, state)` at each
+    eval step; evaluation time is left out of the next window's throughput.
+    """
+    pending: list[tuple[int, dict[str, jax.Array]]] = []
+    window_start = time.perf_counter()
+    for step in range(start + 1, schedule.train_steps + 1):
+        state, metrics = step_fn(state, frozen, next(batches), rng)
+        pending.append((step, metrics))
+        if schedule.logs_at(step):
+            _report_window(pending, window_start, schedule, writer, kept, print_fn)
+            pending, window_start = [], time.perf_counter()
+        if schedule.saves_at(step):
+            save(step, state)
+        if evaluate is not None and schedule.evaluates_at(step):
+            evaluate(step, state)
+            window_start = time.perf_counter()
+    return state
 
 
 def sequence_log_likelihoods(

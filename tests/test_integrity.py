@@ -189,3 +189,22 @@ def test_checkpointer_continues_after_a_rejected_step(saved_steps):
     checkpointer.save(3, _tree(3), {"step": 3})
     checkpointer.close()
     assert run_state.verify_state_step(saved_steps / run_state.STATE_DIR / "3") is None
+
+
+def test_state_saved_with_the_old_field_name_resumes_as_params(tmp_path):
+    """States from before the one TrainState (#19) hold `prompt`; they restore into `params`."""
+    from prompt_tuning import trainer
+
+    optimizer = trainer.make_optimizer()
+    state = trainer.init_state(np.arange(12, dtype=np.float32).reshape(3, 4), optimizer)
+    old = {"step": state.step + 5, "prompt": state.params + 1, "opt_state": state.opt_state}
+    checkpointer = run_state.StateCheckpointer(tmp_path)
+    checkpointer.save(5, old, {"step": 5, "examples": 10})
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), state
+    )
+    step, restored, position = checkpointer.restore_latest_good(abstract)
+    assert (step, int(restored.step), position["examples"]) == (5, 5, 10)
+    assert isinstance(restored, trainer.TrainState)
+    np.testing.assert_array_equal(restored.params, old["prompt"])

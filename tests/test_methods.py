@@ -45,7 +45,9 @@ def _state_and_step(name: str):
     method = METHODS[name]
     optimizer = trainer.make_optimizer(learning_rate=LEARNING_RATES.get(name, 0.3))
     state = trainer.init_state(method.init(jax.random.key(1), _context()), optimizer)
-    return state, trainer.make_train_step(T5(tiny.CONFIG), optimizer, method=method)
+    return state, trainer.make_train_step(
+        trainer.prompt_objective(T5(tiny.CONFIG), method=method), optimizer
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)

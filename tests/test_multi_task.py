@@ -143,7 +143,9 @@ def test_an_example_trains_only_the_shared_prompt_and_its_own_task_part(params):
     method = methods.MultiTaskPrompts(TASKS, "concat")
     optimizer = optax.sgd(0.1)
     state = trainer.init_state(method.init(jax.random.key(3), _context()), optimizer)
-    step = trainer.make_train_step(T5(tiny.CONFIG), optimizer, method=method)
+    step = trainer.make_train_step(
+        trainer.prompt_objective(T5(tiny.CONFIG), method=method), optimizer
+    )
     batch = next(
         input_pipeline.train_dataset(
             tiny.TASK, LENGTHS, 8, seed=0, task_names=TASKS
@@ -151,9 +153,9 @@ def test_an_example_trains_only_the_shared_prompt_and_its_own_task_part(params):
     )
     assert batch[methods.TASK_INDEX].tolist() == [0] * 8
     new, _ = jax.jit(step)(state, params, batch, jax.random.key(0))
-    np.testing.assert_array_equal(new.prompt["task"][1], state.prompt["task"][1])
-    assert not np.array_equal(new.prompt["task"][0], state.prompt["task"][0])
-    assert not np.array_equal(new.prompt["shared"], state.prompt["shared"])
+    np.testing.assert_array_equal(new.params["task"][1], state.params["task"][1])
+    assert not np.array_equal(new.params["task"][0], state.params["task"][0])
+    assert not np.array_equal(new.params["shared"], state.params["shared"])
 
 
 @pytest.mark.parametrize(
@@ -169,7 +171,9 @@ def test_an_example_trains_only_the_shared_prompt_and_its_own_task_part(params):
 def test_training_changes_only_the_method_parameters_and_lowers_the_loss(params, method):
     optimizer = trainer.make_optimizer()
     state = trainer.init_state(method.init(jax.random.key(1), _context()), optimizer)
-    step = jax.jit(trainer.make_train_step(T5(tiny.CONFIG), optimizer, method=method))
+    step = jax.jit(
+        trainer.make_train_step(trainer.prompt_objective(T5(tiny.CONFIG), method=method), optimizer)
+    )
     dataset = input_pipeline.train_dataset(MIXTURE, LENGTHS, 8, seed=0, task_names=TASKS)
     tiny.assert_trains_only_the_method(step, state, params, dataset.as_numpy_iterator())
 

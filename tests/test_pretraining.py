@@ -234,18 +234,19 @@ def _fixed_batch(batch: int = 4, inputs: int = 12, targets: int = 6) -> dict[str
 def test_full_train_step_lowers_loss_and_trains_every_param():
     import jax
 
+    from prompt_tuning import trainer
     from prompt_tuning.models import T5, init_params
     from prompt_tuning.pretraining import full_training
 
     config = _tiny_config()
     optimizer = full_training.make_pretraining_optimizer()
     params = init_params(config, jax.random.key(0))
-    state = full_training.init_state(params, optimizer)
-    step = jax.jit(full_training.make_full_train_step(T5(config), optimizer))
+    state = trainer.init_state(params, optimizer)
+    step = jax.jit(trainer.make_train_step(trainer.full_objective(T5(config)), optimizer))
     batch = _fixed_batch()
     losses = []
     for _ in range(20):
-        state, metrics = step(state, batch, jax.random.PRNGKey(0))
+        state, metrics = step(state, {}, batch, jax.random.PRNGKey(0))
         losses.append(float(metrics["loss"]))
     assert int(state.step) == 20
     assert losses[-1] < losses[0] - 1.0, losses
@@ -398,7 +399,7 @@ def test_pretrain_rejects_checkpoint_of_another_architecture(tiny_corpus, tmp_pa
     from prompt_tuning.errors import RunError
 
     start = write_checkpoint(tmp_path / "start")
-    with pytest.raises(RunError, match="d_model: 16 vs 32"):
+    with pytest.raises(RunError, match=r"d_model: checkpoint 16 vs pretrain\.config 32"):
         _pretrain(
             tmp_path / "run",
             0,

@@ -113,13 +113,13 @@ def test_sharded_greedy_decoding_equals_single_device():
 
 def _lowered_train_step(mesh: jax.sharding.Mesh, with_rules: bool):
     """The train step as `experiment.train` jits it, lowered with or without the rules."""
-    from prompt_tuning import experiment, trainer
+    from prompt_tuning import trainer
 
     optimizer = trainer.make_optimizer()
-    step = trainer.make_train_step(T5(CONFIG), optimizer)
+    step = trainer.make_train_step(trainer.prompt_objective(T5(CONFIG)), optimizer)
     frozen = _place(CONFIG, _params(), mesh)
     # A fresh jit each time: flax's rules are not part of JAX's tracing cache key.
-    jitted = experiment.jit_train_step(step, frozen, mesh, tagged=False)
+    jitted = trainer.jit_train_step(step, mesh, jax.tree.map(lambda x: x.sharding, frozen))
     inputs, targets = _batch()
     batch = {
         "encoder_input_tokens": inputs,

@@ -43,7 +43,7 @@ def run(tmp_path_factory) -> pathlib.Path:
 def test_train_and_eval_scalars_are_event_files(run):
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train = _scalars(run / "train")
-    for name in ("loss", "learning_rate", "prompt_norm", "grad_norm", "token_accuracy"):
+    for name in ("loss", "learning_rate", "param_norm", "grad_norm", "token_accuracy"):
         assert sorted(train[name]) == [1, 2, 3, 4], name
     # The throughput of each log window (every 2 steps) is written at its last step.
     assert sorted(train["steps_per_s"]) == sorted(train["tokens_per_s"]) == [2, 4]
@@ -56,4 +56,4 @@ def test_train_and_eval_scalars_are_event_files(run):
                 assert kind[name][record["step"]] == pytest.approx(value, rel=1e-6), name
     evals = _scalars(run / "eval")
     assert sorted(evals["accuracy"]) == [2, 4]
-    assert np.isfinite(list(train["prompt_norm"].values())).all()
+    assert np.isfinite(list(train["param_norm"].values())).all()

@@ -14,6 +14,7 @@ import tiny
 import tolerances
 
 from prompt_tuning import experiment, gin_utils, input_pipeline, partitioning, trainer
+from prompt_tuning.errors import RunError
 from prompt_tuning.models import T5, init_params
 
 TESTS = pathlib.Path(__file__).resolve().parent
@@ -31,7 +32,7 @@ def _state_and_step(params, prompt_length=5, **step_kwargs):
     prompt = jax.random.uniform(
         jax.random.key(1), (prompt_length, tiny.CONFIG.d_model), minval=-0.5, maxval=0.5
     )
-    step = trainer.make_train_step(model, optimizer, **step_kwargs)
+    step = trainer.make_train_step(trainer.prompt_objective(model), optimizer, **step_kwargs)
     return trainer.init_state(prompt, optimizer), step
 
 
@@ -41,12 +42,12 @@ def test_training_changes_only_the_prompt_and_lowers_the_loss():
     state, step = _state_and_step(params)
     step = jax.jit(step)
     dataset = input_pipeline.train_dataset(tiny.TASK, LENGTHS, 8, seed=0).as_numpy_iterator()
-    losses, initial_prompt = [], np.array(state.prompt)
+    losses, initial_prompt = [], np.array(state.params)
     for _ in range(30):
         state, metrics = step(state, params, next(dataset), jax.random.key(0))
         losses.append(float(metrics["loss"]))
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), b), params, before)
-    assert not np.array_equal(np.asarray(state.prompt), initial_prompt)
+    assert not np.array_equal(np.asarray(state.params), initial_prompt)
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.5, losses
 
 
@@ -82,7 +83,7 @@ def test_no_weight_gradient_is_ever_built():
     def full_loss(prompt, frozen):
         return trainer.batch_loss(T5(tiny.CONFIG), prompt, frozen, batch, trainer.LossConfig())[0]
 
-    full = jax.make_jaxpr(jax.grad(full_loss, argnums=(0, 1)))(state.prompt, params)
+    full = jax.make_jaxpr(jax.grad(full_loss, argnums=(0, 1)))(state.params, params)
     assert weight_shapes & _dot_output_shapes(full.jaxpr)
 
 
@@ -94,7 +95,7 @@ def test_microbatched_gradient_equals_one_big_batch():
     one, m1 = jax.jit(step)(state, params, batch, jax.random.key(0))
     four, m4 = jax.jit(step4)(state, params, batch, jax.random.key(0))
     np.testing.assert_allclose(m1["loss"], m4["loss"], rtol=1e-5)
-    np.testing.assert_allclose(one.prompt, four.prompt, atol=1e-5)
+    np.testing.assert_allclose(one.params, four.params, atol=1e-5)
 
 
 def tiny_run_bindings(model_dir, checkpoint, steps, prompt_length, save_every) -> list[str]:
@@ -185,3 +186,53 @@ def test_relative_model_dir_saves_and_resumes(tmp_path, checkpoint, monkeypatch)
         np.load(tmp_path / "relative_run" / "prompts" / "prompt_5.npy"), prompt
     )
     assert (tmp_path / "relative_run" / "state" / "5").is_dir()
+
+
+def _spy(monkeypatch, module, name: str) -> list[object]:
+    """Replaces `module.name` by a wrapper that records each call's result."""
+    original, results = getattr(module, name), []
+
+    def wrapper(*args, **kwargs):
+        results.append(original(*args, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(module, name, wrapper)
+    return results
+
+
+def test_train_job_and_benchmark_jit_the_same_step_function(tmp_path, checkpoint, monkeypatch):
+    """One step: the job and the benchmarks go through `trainer.make_train_step` and
+    `trainer.jit_train_step` themselves (the same objects), not a copy of them."""
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    import step_setup
+
+    built = _spy(monkeypatch, trainer, "make_train_step")
+    jitted = _spy(monkeypatch, trainer, "jit_train_step")
+    _run_train(tmp_path / "run", checkpoint, steps=2)
+    assert len(built) == 1 and len(jitted) == 1
+    mesh = partitioning.make_mesh((1, 1), devices=jax.devices()[:1])
+    benchmark_step = step_setup.jit_train_step(tiny.CONFIG, mesh, trainer.make_optimizer())
+    assert len(built) == 2 and len(jitted) == 2 and jitted[1] is benchmark_step
+
+
+def test_a_run_recorded_before_the_defaults_left_the_gin_file_still_resumes(tmp_path):
+    """runs/prompt_finetune.gin stopped restating the optimizer and loss defaults (#19):
+    a config.gin that still holds those lines is the same run; another value is not."""
+    from prompt_tuning import run_dir
+
+    gin_utils.parse(
+        ["runs/prompt_finetune.gin", "prompts/random_uniform.gin"],
+        tiny_run_bindings(tmp_path, "ckpt", 10, 5, 5),
+    )
+    try:
+        today = gin.config_str()
+    finally:
+        gin.clear_config()
+    restated = "\n".join(run_dir._RESTATED_DEFAULTS)
+    (tmp_path / run_dir.CONFIG_FILE).write_text(f"{restated}\n{today}")
+    assert run_dir.check_model_dir(str(tmp_path), today)
+    (tmp_path / run_dir.CONFIG_FILE).write_text(f"make_optimizer.learning_rate = 1.0\n{today}")
+    with pytest.raises(RunError, match="holds a different run"):
+        run_dir.check_model_dir(str(tmp_path), today)

@@ -91,15 +91,15 @@ def assert_trains_only_the_method(step, state, params, batches, num_steps: int =
     """Runs a jitted train `step` `num_steps` times on `batches`.
 
     Asserts that the frozen `params` stay bit-identical, that every trainable leaf
-    of `state.prompt` changes, and that the loss falls by more than 0.5.
+    of `state.params` changes, and that the loss falls by more than 0.5.
     """
     before = jax.tree.map(np.array, params)
-    initial = jax.tree.map(np.array, state.prompt)
+    initial = jax.tree.map(np.array, state.params)
     losses = []
     for _ in range(num_steps):
         state, metrics = step(state, params, next(batches), jax.random.key(0))
         losses.append(float(metrics["loss"]))
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), b), params, before)
-    changed = jax.tree.map(lambda a, b: not np.array_equal(np.asarray(a), b), state.prompt, initial)
+    changed = jax.tree.map(lambda a, b: not np.array_equal(np.asarray(a), b), state.params, initial)
     assert all(jax.tree.leaves(changed)), changed
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.5, losses

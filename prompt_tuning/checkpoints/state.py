@@ -275,6 +275,11 @@ class StateMismatchError(CheckpointError):
     """An intact state step whose structure differs from the run's train state."""
 
 
+# States saved before prompt training and full training shared one `TrainState`
+# (issue #19) named the prompt run's trainable part `prompt`; they restore as `params`.
+LEGACY_FIELDS = {"prompt": "params"}
+
+
 class StateCheckpointer:
     """Orbax-backed save / restore of the resumable train state.
 
@@ -342,11 +347,13 @@ class StateCheckpointer:
         return self._restore_verified(step, abstract_state)
 
     def _restore_verified(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, int]]:
+        legacy = self._legacy_layout(step, abstract_state)
+        target = abstract_state if legacy is None else legacy
         try:
             restored = self._manager.restore(
                 step,
                 args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()
+                    state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()
                 ),
             )
         except Exception as e:  # Orbax raises many types, for damage and for a mismatch alike
@@ -358,7 +365,27 @@ class StateCheckpointer:
                     f"this run's train state ({e!r}); nothing was moved."
                 ) from e
             raise CheckpointError(f"Orbax could not restore it: {e!r}") from e
-        return restored["state"], dict(restored["data"])
+        state = restored["state"]
+        if legacy is not None:
+            state = abstract_state.replace(**{LEGACY_FIELDS.get(k, k): v for k, v in state.items()})
+        return state, dict(restored["data"])
+
+    def _legacy_layout(self, step: int, abstract_state: Any) -> dict[str, Any] | None:
+        """`abstract_state` as a dict with the saved step's older field names, if it has them."""
+        if not dataclasses.is_dataclass(abstract_state):
+            return None
+        try:
+            saved = self._manager.item_metadata(step)["state"]
+            saved = getattr(saved, "tree", saved)  # TreeMetadata wraps the saved tree
+        except Exception:  # unreadable metadata: the restore itself reports the damage
+            return None
+        names = {new: old for old, new in LEGACY_FIELDS.items() if old in (saved or {})}
+        if not names:
+            return None
+        fields = {
+            f.name: getattr(abstract_state, f.name) for f in dataclasses.fields(abstract_state)
+        }
+        return {names.get(name, name): value for name, value in fields.items()}
 
     def restore_data_position(self, step: int, batches: DataPosition) -> bool:
         """Moves `batches` to where the run was at `step`; False if that step has no position.

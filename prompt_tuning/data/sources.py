@@ -198,5 +198,5 @@ class TaskSource(seqio.DataSource):
         # processes; one shard per split keeps that path for both kinds.
         return [split]
 
-    def num_input_examples(self, split: str) -> int | None:
+    def num_input_examples(self, split: str) -> int | None:  # noqa: ARG002  (seqio interface)
         return None
