@@ -4,6 +4,8 @@ Rank classification scores every label string of a classification task under
 the model and predicts the best; several prompts (an ensemble) are scored in
 one forward pass by folding the prompt axis into the batch. A prompt method's
 model inputs (`methods`) are stacked and folded the same way, input by input.
+`evaluate_prompts` scores stacked prompts on every sub-task of a task's split,
+as the eval job and the train job's periodic evaluation do.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 import seqio
 
-from prompt_tuning import decoding
+from prompt_tuning import decoding, methods
+from prompt_tuning.data import rank_classification
+from prompt_tuning.errors import RunError
 from prompt_tuning.methods import is_query_file, pooled_query, resolve
-from prompt_tuning.models import T5
+from prompt_tuning.models import T5, T5Config
+from prompt_tuning.specs import DataSpec, sub_tasks, task_labels
 from prompt_tuning.trainer import sequence_log_likelihoods, target_log_likelihoods
 
 EOS_ID = 1
@@ -299,3 +304,155 @@ def rank_classify_mixed(
     rows = np.repeat(np.arange(len(examples)), counts)
     scores = _per_row_log_likelihoods(model, prompts, rows, frozen, batch, prompt_position)
     return np.split(np.asarray(scores), np.cumsum(counts)[:-1])
+
+
+# ----------------------------------------------------- prompts on a task's split
+
+
+@dataclasses.dataclass
+class EvalResult:
+    """Metrics per prompt (and of their majority vote), and one record per prediction."""
+
+    per_prompt: list[dict[str, float]]
+    ensemble: dict[str, float] | None = None
+    predictions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+def _classification_metrics(
+    sub: seqio.Task,
+    examples: Sequence[Example],
+    scores: np.ndarray,
+    labels: Sequence[str],
+    prefix: str,
+) -> tuple[list[dict[str, float]], dict[str, float] | None, list[list[str]]]:
+    """Rank-classification metrics of each prompt and, for several, of their vote."""
+    choices = scores.argmax(-1)  # [N, n]
+    texts = [[labels[j] for j in row] for row in choices]
+    per_prompt = [
+        {f"{prefix}{k}": v for k, v in task_metrics(sub, examples, t).items()} for t in texts
+    ]
+    ensemble = None
+    if len(texts) > 1:
+        voted = [labels[j] for j in majority_vote(choices)]
+        ensemble = {f"{prefix}{k}": v for k, v in task_metrics(sub, examples, voted).items()}
+    return per_prompt, ensemble, texts
+
+
+def evaluate_prompts(
+    t5: T5,
+    frozen: Any,
+    prompt_stack: jax.Array | Mapping[str, jax.Array] | None,
+    task: seqio.Task | seqio.Mixture,
+    data: DataSpec,
+    *,
+    max_examples: int | None = None,
+    position: str = "prefix",
+    decode_classification: bool = False,
+) -> EvalResult:
+    """Scores `[N, P, d]` prompts (or stacked method inputs, or the bare model) on every sub-task.
+
+    Classification tasks use rank classification (all prompts in one batched
+    pass, plus their majority vote), and with `decode_classification` also
+    greedy decoding (metrics prefixed `decode/`); other tasks use greedy
+    decoding. Metric keys are prefixed by sub-task name for mixtures. Multi-task
+    prompts score each sub-task with that task's own prompt. Batches hold
+    `data.batch_size` examples (times the label count, for rank classification).
+    """
+    batch_size = data.batch_size
+    tasks = sub_tasks(task)
+    input_length = data.task_feature_lengths["inputs"]
+    num_prompts = 1 if prompt_stack is None else num_stacked(prompt_stack)
+    result = EvalResult(per_prompt=[{} for _ in range(num_prompts)])
+
+    def decode(sub: seqio.Task, stack: Any, examples: list[Example], i: int) -> list[str]:
+        prompt = jax.tree.map(lambda x: x[i], stack)
+        return greedy_predictions(
+            t5,
+            frozen,
+            prompt,
+            examples,
+            sub.output_features["targets"].vocabulary,
+            input_length=input_length,
+            max_decode_length=data.task_feature_lengths.get("targets", 32),
+            batch_size=batch_size,
+        )
+
+    for sub in tasks:
+        prefix = f"{sub.name}/" if len(tasks) > 1 else ""
+        stack = methods.task_inputs(prompt_stack, sub.name)
+        examples = load_examples(sub, data.eval_split, input_length, max_examples)
+        baseline = {f"{prefix}majority_baseline": majority_class_accuracy(examples)}
+        labels = task_labels(sub)
+        scores = None
+        if labels:
+            ids = rank_classification.label_target_ids(
+                sub.name, sub.output_features["targets"].vocabulary
+            )
+            scores = rank_classify(
+                t5,
+                frozen,
+                stack,
+                examples,
+                ids,
+                input_length=input_length,
+                batch_size=batch_size,
+                prompt_position=position,
+            )
+            metrics, ensemble, texts = _classification_metrics(
+                sub, examples, scores, labels, prefix
+            )
+            if ensemble is not None:
+                result.ensemble = {**(result.ensemble or {}), **baseline, **ensemble}
+        else:
+            texts = [decode(sub, stack, examples, i) for i in range(num_prompts)]
+            metrics = [
+                {f"{prefix}{k}": v for k, v in task_metrics(sub, examples, t).items()}
+                for t in texts
+            ]
+        for i in range(num_prompts):
+            result.per_prompt[i].update({**baseline, **metrics[i]})
+            if labels and decode_classification:
+                decoded = task_metrics(sub, examples, decode(sub, stack, examples, i))
+                result.per_prompt[i].update({f"{prefix}decode/{k}": v for k, v in decoded.items()})
+            result.predictions += _records(
+                i, sub.name, examples, texts[i], None if scores is None else scores[i], labels
+            )
+    return result
+
+
+def _records(
+    prompt: int,
+    task: str,
+    examples: Sequence[Example],
+    predictions: Sequence[str],
+    scores: np.ndarray | None,
+    labels: Sequence[str] | None,
+) -> list[dict[str, Any]]:
+    """One prediction record per example of one prompt; `scores` `[examples, labels]` or None."""
+    records = []
+    for j, (ex, prediction) in enumerate(zip(examples, predictions, strict=True)):
+        record = {
+            "prompt": prompt, "task": task, "index": j,
+            "target": ex.target_text, "prediction": prediction,
+        }  # fmt: skip
+        if scores is not None:
+            record["scores"] = dict(zip(labels, scores[j].tolist(), strict=True))
+        records.append(record)
+    return records
+
+
+def stack_prompt_files(paths: Sequence[str], config: T5Config) -> dict[str, jax.Array]:
+    """Prompt files (`.npy`, or a method's `.npz`) as stacked model inputs `{name: [N, ...]}`."""
+    loaded = [methods.load_inputs(path) for path in paths]
+    first = {name: x.shape for name, x in loaded[0].items()}
+    for path, inputs in zip(paths, loaded, strict=True):
+        shapes = {name: x.shape for name, x in inputs.items()}
+        width = shapes.get("prompt", shapes.get("task_prompts", (0, config.d_model)))[-1]
+        if shapes != first or width != config.d_model:
+            raise RunError(
+                f"Prompt {path} holds {shapes}; this model needs prompts [P, {config.d_model}] "
+                f"and all files the same arrays as {paths[0]} {first}."
+            )
+    stacked = {name: np.stack([x[name] for x in loaded]) for name in first}
+    # Task names (of multi-task files) stay host strings; evaluation picks rows by them.
+    return {name: x if x.dtype.kind == "U" else jnp.asarray(x) for name, x in stacked.items()}

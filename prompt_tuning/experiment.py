@@ -9,9 +9,9 @@ command-line wrapper is `cli.py`.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gin
@@ -161,7 +161,7 @@ def _evaluator(
 
     def evaluate(step: int, state: trainer.TrainState) -> None:
         stacked = jax.tree.map(lambda x: x[None], method.model_inputs(state.params))
-        scores = evaluate_prompts(
+        scores = evaluation.evaluate_prompts(
             t5, frozen, stacked, task, data, max_examples=max_examples, position=prompt.position
         ).per_prompt[0]
         writer.write(step, "eval", scores)
@@ -187,6 +187,42 @@ def _kept(model_dir: str, checkpointer: run_state.StateCheckpointer) -> str:
     return (
         f"The last good prompt and state in {model_dir} are kept "
         f"(step {checkpointer.latest_step() or 'none yet'})."
+    )
+
+
+def _load_checked(
+    model: ModelSpec, data: DataSpec, mesh: jax.sharding.Mesh
+) -> tuple[T5Config, Any, seqio.Task | seqio.Mixture, seqio.Vocabulary]:
+    """`(config, frozen, task, vocabulary)`: the frozen tree in its shards, checked against the data."""
+    partitioning.check_batch_fits(data.batch_size, mesh)
+    config, frozen = load_frozen(model, mesh)
+    task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)
+    vocabulary = check_vocabulary(task, config)
+    input_pipeline.check_split(data.mixture_or_task_name, data.train_split)
+    return config, frozen, task, vocabulary
+
+
+def _exported(method: methods.Method, params: Any) -> np.ndarray | dict[str, np.ndarray]:
+    """What the prompt file holds for the trainable `params`: `[P, d]`, or named arrays."""
+    return methods.file_content(methods.export(method, partitioning.fetch_replicated(params)))
+
+
+def _jitted_step(
+    objective: trainer.Objective,
+    optimizer: optax.GradientTransformation,
+    num_microbatches: int,
+    config: T5Config,
+    mesh: jax.sharding.Mesh,
+    frozen: Any,
+    *,
+    tagged: bool,
+) -> Callable[..., Any]:
+    """The train step of `objective`, jitted for `mesh` with the frozen tree where it was loaded."""
+    step_fn = trainer.make_train_step(
+        objective, optimizer, num_microbatches=num_microbatches, dropout=config.dropout_rate > 0
+    )
+    return trainer.jit_train_step(
+        step_fn, mesh, jax.tree.map(lambda x: x.sharding, frozen), tagged=tagged
     )
 
 
@@ -223,18 +259,13 @@ def train(
     config_text = gin.config_str()
     resuming = check_model_dir(model_dir, config_text)
     mesh = mesh or partitioning.make_mesh()
-    partitioning.check_batch_fits(data.batch_size, mesh)
-    config, frozen = load_frozen(model, mesh)
-    task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)
-    vocabulary = check_vocabulary(task, config)
-    input_pipeline.check_split(data.mixture_or_task_name, data.train_split)
+    config, frozen, task, vocabulary = _load_checked(model, data, mesh)
     t5, optimizer = T5(config), optimizer or trainer.make_optimizer()
     # A multi-task method gets (or is checked against) the names of the run's sub-tasks.
     method = methods.bind_tasks(method or methods.PromptTuning(), [t.name for t in sub_tasks(task)])
     replicated = partitioning.replicated(mesh)
 
-    def exported(params: Any) -> np.ndarray | dict[str, np.ndarray]:
-        return methods.file_content(methods.export(method, partitioning.fetch_replicated(params)))
+    exported = functools.partial(_exported, method)
 
     def fresh() -> trainer.TrainState:
         return _initial_state(
@@ -252,13 +283,9 @@ def train(
         objective = trainer.prompt_objective(
             t5, loss or trainer.LossConfig(), method=method, prompt_position=prompt.position
         )
-        step_fn = trainer.make_train_step(
-            objective, optimizer, num_microbatches=num_microbatches, dropout=config.dropout_rate > 0
-        )
         task_names = methods.example_tasks(method)
-        jit_step = trainer.jit_train_step(
-            step_fn, mesh, jax.tree.map(lambda x: x.sharding, frozen), tagged=task_names is not None
-        )
+        jit_step = _jitted_step(objective, optimizer, num_microbatches, config, mesh, frozen,
+                                tagged=task_names is not None)  # fmt: skip
         local_batches = _train_batches(data, task_names)
         run_state.resume_data_position(checkpointer, start, local_batches, print_fn)
         writer = MetricsWriter(model_dir)
@@ -287,130 +314,6 @@ def train(
 # --------------------------------------------------------------------- evaluate
 
 
-@dataclasses.dataclass
-class EvalResult:
-    """Metrics per prompt (and of their majority vote), and one record per prediction."""
-
-    per_prompt: list[dict[str, float]]
-    ensemble: dict[str, float] | None = None
-    predictions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-
-
-def _classification_metrics(
-    sub: seqio.Task,
-    examples: Sequence[evaluation.Example],
-    scores: np.ndarray,
-    labels: Sequence[str],
-    prefix: str,
-) -> tuple[list[dict[str, float]], dict[str, float] | None, list[list[str]]]:
-    """Rank-classification metrics of each prompt and, for several, of their vote."""
-    choices = scores.argmax(-1)  # [N, n]
-    texts = [[labels[j] for j in row] for row in choices]
-    per_prompt = [
-        {f"{prefix}{k}": v for k, v in evaluation.task_metrics(sub, examples, t).items()}
-        for t in texts
-    ]
-    ensemble = None
-    if len(texts) > 1:
-        voted = [labels[j] for j in evaluation.majority_vote(choices)]
-        ensemble = {
-            f"{prefix}{k}": v for k, v in evaluation.task_metrics(sub, examples, voted).items()
-        }
-    return per_prompt, ensemble, texts
-
-
-def evaluate_prompts(
-    t5: T5,
-    frozen: Any,
-    prompt_stack: jax.Array | Mapping[str, jax.Array] | None,
-    task: seqio.Task | seqio.Mixture,
-    data: DataSpec,
-    *,
-    max_examples: int | None = None,
-    position: str = "prefix",
-    decode_classification: bool = False,
-) -> EvalResult:
-    """Scores `[N, P, d]` prompts (or stacked method inputs, or the bare model) on every sub-task.
-
-    Classification tasks use rank classification (all prompts in one batched
-    pass, plus their majority vote), and with `decode_classification` also
-    greedy decoding (metrics prefixed `decode/`); other tasks use greedy
-    decoding. Metric keys are prefixed by sub-task name for mixtures. Multi-task
-    prompts score each sub-task with that task's own prompt. Batches hold
-    `data.batch_size` examples (times the label count, for rank classification).
-    """
-    batch_size = data.batch_size
-    tasks = sub_tasks(task)
-    input_length = data.task_feature_lengths["inputs"]
-    num_prompts = 1 if prompt_stack is None else evaluation.num_stacked(prompt_stack)
-    result = EvalResult(per_prompt=[{} for _ in range(num_prompts)])
-
-    def decode(
-        sub: seqio.Task, stack: Any, examples: list[evaluation.Example], i: int
-    ) -> list[str]:
-        prompt = jax.tree.map(lambda x: x[i], stack)
-        return evaluation.greedy_predictions(
-            t5,
-            frozen,
-            prompt,
-            examples,
-            sub.output_features["targets"].vocabulary,
-            input_length=input_length,
-            max_decode_length=data.task_feature_lengths.get("targets", 32),
-            batch_size=batch_size,
-        )
-
-    for sub in tasks:
-        prefix = f"{sub.name}/" if len(tasks) > 1 else ""
-        stack = methods.task_inputs(prompt_stack, sub.name)
-        examples = evaluation.load_examples(sub, data.eval_split, input_length, max_examples)
-        baseline = {f"{prefix}majority_baseline": evaluation.majority_class_accuracy(examples)}
-        labels = task_labels(sub)
-        scores = None
-        if labels:
-            ids = rank_classification.label_target_ids(
-                sub.name, sub.output_features["targets"].vocabulary
-            )
-            scores = evaluation.rank_classify(
-                t5,
-                frozen,
-                stack,
-                examples,
-                ids,
-                input_length=input_length,
-                batch_size=batch_size,
-                prompt_position=position,
-            )
-            metrics, ensemble, texts = _classification_metrics(
-                sub, examples, scores, labels, prefix
-            )
-            if ensemble is not None:
-                result.ensemble = {**(result.ensemble or {}), **baseline, **ensemble}
-        else:
-            texts = [decode(sub, stack, examples, i) for i in range(num_prompts)]
-            metrics = [
-                {f"{prefix}{k}": v for k, v in evaluation.task_metrics(sub, examples, t).items()}
-                for t in texts
-            ]
-        for i in range(num_prompts):
-            result.per_prompt[i].update({**baseline, **metrics[i]})
-            if labels and decode_classification:
-                decoded = evaluation.task_metrics(sub, examples, decode(sub, stack, examples, i))
-                result.per_prompt[i].update({f"{prefix}decode/{k}": v for k, v in decoded.items()})
-            for j, ex in enumerate(examples):
-                record = {
-                    "prompt": i,
-                    "task": sub.name,
-                    "index": j,
-                    "target": ex.target_text,
-                    "prediction": texts[i][j],
-                }
-                if scores is not None:
-                    record["scores"] = dict(zip(labels, scores[i, j].tolist(), strict=True))
-                result.predictions.append(record)
-    return result
-
-
 @gin.configurable
 def evaluate(
     *,
@@ -423,7 +326,7 @@ def evaluate(
     decode_classification: bool = True,
     mesh: jax.sharding.Mesh | None = None,
     print_fn: Callable[[str], None] = print,
-) -> EvalResult:
+) -> evaluation.EvalResult:
     """Evaluates one prompt file, several (scored together, plus their vote), or none.
 
     A `None` file (`--gin.PROMPT_FILE=None`) is no prompt: with no other file,
@@ -438,9 +341,9 @@ def evaluate(
     config, frozen = load_frozen(model, mesh)
     task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)
     check_vocabulary(task, config)
-    stack = _stack_prompt_files(prompt_files, config) if prompt_files else None
+    stack = evaluation.stack_prompt_files(prompt_files, config) if prompt_files else None
     with partitioning.activation_sharding(mesh):
-        result = evaluate_prompts(
+        result = evaluation.evaluate_prompts(
             T5(config),
             frozen,
             stack,
@@ -468,23 +371,6 @@ def evaluate(
         )
         print_fn(f"Wrote {out} and {predictions}")
     return result
-
-
-def _stack_prompt_files(paths: Sequence[str], config: T5Config) -> dict[str, jax.Array]:
-    """Prompt files (`.npy`, or a method's `.npz`) as stacked model inputs `{name: [N, ...]}`."""
-    loaded = [methods.load_inputs(path) for path in paths]
-    first = {name: x.shape for name, x in loaded[0].items()}
-    for path, inputs in zip(paths, loaded, strict=True):
-        shapes = {name: x.shape for name, x in inputs.items()}
-        width = shapes.get("prompt", shapes.get("task_prompts", (0, config.d_model)))[-1]
-        if shapes != first or width != config.d_model:
-            raise RunError(
-                f"Prompt {path} holds {shapes}; this model needs prompts [P, {config.d_model}] "
-                f"and all files the same arrays as {paths[0]} {first}."
-            )
-    stacked = {name: np.stack([x[name] for x in loaded]) for name in first}
-    # Task names (of multi-task files) stay host strings; evaluation picks rows by them.
-    return {name: x if x.dtype.kind == "U" else jnp.asarray(x) for name, x in stacked.items()}
 
 
 # ------------------------------------------------------------------------ infer
@@ -531,7 +417,7 @@ def infer(
     split = data.eval_split
     if input_file:
         task, split = _user_task(task, input_file), user_rows.SPLIT
-    stack = None if prompt_file is None else _stack_prompt_files([prompt_file], config)
+    stack = None if prompt_file is None else evaluation.stack_prompt_files([prompt_file], config)
     stack = methods.task_inputs(stack, data.mixture_or_task_name)  # the registered task's name
     input_length = data.task_feature_lengths["inputs"]
     examples = evaluation.load_examples(task, split, input_length, max_examples)

@@ -125,7 +125,7 @@ def test_squad_to_all_out_of_domain_sets():
 @pytest.mark.slow
 def test_engine_evaluates_a_prompt_zero_shot_with_translation():
     """A prompt on a tiny random T5, scored by the engine on the zero-shot mixture."""
-    from prompt_tuning import evaluation, experiment, specs
+    from prompt_tuning import evaluation, specs
     from prompt_tuning.models import T5, init_params
 
     config = tiny.CONFIG
@@ -133,11 +133,11 @@ def test_engine_evaluates_a_prompt_zero_shot_with_translation():
     prompt = jax.random.uniform(jax.random.key(1), (1, 5, 16), minval=-0.5, maxval=0.5)
     mixture = seqio.get_mixture_or_task("glue_mrpc_from_qqp_zeroshot_v002")
     data = specs.DataSpec(
-        mixture_or_task_name=mixture.name, task_feature_lengths={"inputs": 64, "targets": 8}
+        mixture_or_task_name=mixture.name,
+        task_feature_lengths={"inputs": 64, "targets": 8},
+        batch_size=2,
     )
-    (results,) = experiment.evaluate_prompts(
-        model, params, prompt, mixture, data, batch_size=2
-    ).per_prompt
+    (results,) = evaluation.evaluate_prompts(model, params, prompt, mixture, data).per_prompt
 
     target = seqio.get_mixture_or_task("glue_mrpc_from_qqp_v002")
     examples = evaluation.load_examples(target, "validation", 64)

@@ -114,6 +114,26 @@ def _with_embeddings(params: Params, path: str) -> Params:
     return {**params, "token_embedder": {"embedding": jnp.asarray(table, jnp.float32)}}
 
 
+def _start_state(
+    checkpointer: run_state.StateCheckpointer,
+    fresh: trainer.TrainState,
+    mesh: jax.sharding.Mesh,
+    resuming: bool,
+    model_dir: str,
+    config_text: str,
+    print_fn: Callable[[str], None],
+) -> tuple[int, trainer.TrainState]:
+    """`(step, state)` to continue from: MODEL_DIR's newest good state, else `fresh` at 0."""
+    abstract = _abstract_state(fresh, partitioning.replicated(mesh))
+    restored = checkpointer.restore_latest_good(abstract) if resuming else None
+    if not restored:
+        run_dir.write_config(model_dir, config_text)
+        return 0, fresh
+    start, state, _ = restored
+    print_fn(f"Resuming from step {start} in {model_dir}.")
+    return start, state
+
+
 def _run_steps(
     step_fn: Callable[..., Any],
     state: trainer.TrainState,
@@ -220,17 +240,9 @@ def pretrain(
             epath.Path(model_dir) / RESUME_DIR, max_to_keep=keep_states
         )
         mesh = mesh or partitioning.make_mesh((1, 1), devices=jax.devices()[:1])
-        restored = (
-            checkpointer.restore_latest_good(_abstract_state(state, partitioning.replicated(mesh)))
-            if resuming
-            else None
+        start, state = _start_state(
+            checkpointer, state, mesh, resuming, model_dir, config_text, print_fn
         )
-        start = 0
-        if restored:
-            start, state, _ = restored
-            print_fn(f"Resuming from step {start} in {model_dir}.")
-        else:
-            run_dir.write_config(model_dir, config_text)
         batches = input_pipeline.TrainBatches(
             input_pipeline.shard_datasets(
                 mixture_or_task_name, task_feature_lengths, batch_size, seed=seed
