@@ -67,7 +67,10 @@ def extract_prompt(model_dir: str | os.PathLike, step: int | None = None) -> tup
             restored = checkpointer.restore(item, restore_args=as_numpy)
         except (OSError, ValueError, KeyError) as e:
             raise CheckpointError(f"{item}: cannot read the train state ({e}).") from e
-    prompt = restored.get("prompt") if isinstance(restored, dict) else None
+    saved = restored if isinstance(restored, dict) else {}
+    # The trainable part is `params`; states saved before issue #19 call it `prompt`.
+    names = ["params", *run_state.LEGACY_FIELDS]
+    prompt = next((saved[name] for name in names if name in saved), None)
     if prompt is None:
         raise CheckpointError(f"{item}: holds no prompt.")
     if isinstance(prompt, dict) or prompt.ndim != 2:
