@@ -13,6 +13,7 @@ Returned tokens exclude the initial 0 (BOS); positions after EOS are 0.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -210,6 +211,35 @@ def _take(x: jax.Array, indices: jax.Array) -> jax.Array:
     return jnp.take_along_axis(x, indices.reshape(*indices.shape, *([1] * (x.ndim - 2))), axis=1)
 
 
+def _beam_step(decoder: _Decoder, state: tuple, *, vocab: int, alpha: float, eos_id: int) -> tuple:
+    """One beam-search step: extends every live beam by every token, keeps the best.
+
+    `state` is `(i, live_seqs [b, k, L], live_logp [b, k], finished_seqs [b, k, L],
+    finished_scores [b, k], cache)`.
+    """
+    i, live_seqs, live_logp, finished_seqs, finished_scores, cache = state
+    batch, k, length = live_seqs.shape
+    log_probs, cache = decoder.log_probs(cache, live_seqs.reshape(batch * k, length), i)
+    candidates = live_logp[:, :, None] + log_probs.reshape(batch, k, vocab)
+    top_logp, top_index = lax.top_k(candidates.reshape(batch, k * vocab), 2 * k)
+    origin, token = top_index // vocab, (top_index % vocab).astype(jnp.int32)
+    seqs = lax.dynamic_update_slice_in_dim(_take(live_seqs, origin), token[..., None], i + 1, 2)
+    is_eos = token == eos_id
+
+    # Finished: the previous best plus the candidates that just emitted EOS.
+    new_scores = jnp.where(is_eos, top_logp / length_penalty(i + 1, alpha), NEG_INF)
+    pool_scores = jnp.concatenate([finished_scores, new_scores], axis=1)
+    finished_scores, best = lax.top_k(pool_scores, k)
+    finished_seqs = _take(jnp.concatenate([finished_seqs, seqs], axis=1), best)
+
+    # Live: the best k candidates that did not emit EOS (at least k of 2k exist).
+    live_logp, best = lax.top_k(jnp.where(is_eos, NEG_INF, top_logp), k)
+    live_seqs = _take(seqs, best)
+    rows = (jnp.arange(batch)[:, None] * k + _take(origin, best)).reshape(-1)
+    cache = _reorder_cache(cache, rows)
+    return i + 1, live_seqs, live_logp, finished_seqs, finished_scores, cache
+
+
 def beam_search(
     model: T5,
     params: Params,
@@ -263,33 +293,7 @@ def beam_search(
         i, _, live_logp, _, finished_scores, _ = state
         return (i < max_decode_length) & ~jnp.all(done(live_logp, finished_scores))
 
-    def body(state: tuple) -> tuple:
-        i, live_seqs, live_logp, finished_seqs, finished_scores, cache = state
-        log_probs, cache = decoder.log_probs(cache, live_seqs.reshape(batch * k, length), i)
-        candidates = live_logp[:, :, None] + log_probs.reshape(batch, k, vocab)
-        top_logp, top_index = lax.top_k(candidates.reshape(batch, k * vocab), 2 * k)
-        origin, token = top_index // vocab, (top_index % vocab).astype(jnp.int32)
-        seqs = lax.dynamic_update_slice_in_dim(_take(live_seqs, origin), token[..., None], i + 1, 2)
-        is_eos = token == eos_id
-
-        # Finished: the previous best plus the candidates that just emitted EOS.
-        new_scores = jnp.where(is_eos, top_logp / length_penalty(i + 1, alpha), NEG_INF)
-        pool_scores = jnp.concatenate([finished_scores, new_scores], axis=1)
-        finished_scores, best = lax.top_k(pool_scores, k)
-        finished_seqs = _take(jnp.concatenate([finished_seqs, seqs], axis=1), best)
-
-        # Live: the best k candidates that did not emit EOS (at least k of 2k exist).
-        live_logp, best = lax.top_k(jnp.where(is_eos, NEG_INF, top_logp), k)
-        live_seqs = _take(seqs, best)
-        rows = (jnp.arange(batch)[:, None] * k + _take(origin, best)).reshape(-1)
-        return (
-            i + 1,
-            live_seqs,
-            live_logp,
-            finished_seqs,
-            finished_scores,
-            _reorder_cache(cache, rows),
-        )
+    body = functools.partial(_beam_step, decoder, vocab=vocab, alpha=alpha, eos_id=eos_id)
 
     # Only beam 0 is alive at first, so the first step does not pick duplicates.
     initial_logp = jnp.where(jnp.arange(k) == 0, 0.0, NEG_INF)

@@ -189,7 +189,7 @@ def majority_vote(predictions: np.ndarray) -> np.ndarray:
     return np.asarray(voted)
 
 
-def greedy_predictions(
+def decoded_predictions(
     model: T5,
     frozen: Any,
     prompt: jax.Array | Mapping[str, jax.Array] | None,
@@ -199,20 +199,29 @@ def greedy_predictions(
     input_length: int,
     max_decode_length: int,
     batch_size: int = 32,
+    prompt_position: str = "prefix",
+    num_beams: int = 1,
 ) -> list[str]:
-    """Greedy-decoded text for each example; `prompt` as in `decoding.greedy_decode`."""
+    """Decoded text for each example: greedy, or the best of `num_beams` beams.
+
+    `prompt` as in `decoding.greedy_decode`; beam search is `decoding.beam_search`
+    with T5X's length penalty.
+    """
     texts = []
     for start in range(0, len(examples), batch_size):
         chunk = [ex.inputs for ex in examples[start : start + batch_size]]
         padded = chunk + [chunk[-1]] * (batch_size - len(chunk))
         inputs = jnp.asarray(_pad(padded, input_length))
-        tokens = decoding.greedy_decode(
-            model,
-            frozen,
-            inputs,
-            max_decode_length=max_decode_length,
-            prompt=_pool_prompts(model, frozen, prompt, inputs),
-        )
+        options = {
+            "max_decode_length": max_decode_length,
+            "prompt": _pool_prompts(model, frozen, prompt, inputs),
+            "prompt_position": prompt_position,
+        }
+        if num_beams == 1:
+            tokens = decoding.greedy_decode(model, frozen, inputs, **options)
+        else:
+            beams, _ = decoding.beam_search(model, frozen, inputs, num_beams=num_beams, **options)
+            tokens = beams[:, 0]
         for row in np.asarray(tokens)[: len(chunk)]:
             row = row.tolist()
             texts.append(vocabulary.decode(row[: row.index(EOS_ID)] if EOS_ID in row else row))
@@ -366,7 +375,7 @@ def evaluate_prompts(
 
     def decode(sub: seqio.Task, stack: Any, examples: list[Example], i: int) -> list[str]:
         prompt = jax.tree.map(lambda x: x[i], stack)
-        return greedy_predictions(
+        return decoded_predictions(
             t5,
             frozen,
             prompt,
@@ -375,6 +384,7 @@ def evaluate_prompts(
             input_length=input_length,
             max_decode_length=data.task_feature_lengths.get("targets", 32),
             batch_size=batch_size,
+            prompt_position=position,
         )
 
     for sub in tasks:

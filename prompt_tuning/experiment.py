@@ -338,6 +338,7 @@ def evaluate(
     """
     prompt_files = [path for path in prompt_files if path is not None]
     mesh = mesh or partitioning.make_mesh()
+    partitioning.check_batch_fits(data.batch_size, mesh)
     config, frozen = load_frozen(model, mesh)
     task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)
     check_vocabulary(task, config)
@@ -399,12 +400,22 @@ def infer(
     input_file: str | None = None,
     output_dir: str = gin.REQUIRED,
     max_examples: int | None = None,
-    position: str = "prefix",
+    prompt: PromptSpec | None = None,
+    beam_size: int = 1,
     mesh: jax.sharding.Mesh | None = None,
     print_fn: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Writes one JSON line per example with the prediction (and label scores)."""
+    """Writes one JSON line per example with the prediction (and label scores).
+
+    Classification tasks are answered by rank classification over their labels;
+    other tasks are decoded, greedily or (`beam_size` > 1) by beam search. The
+    prompt joins the input where `prompt.position` says (the gin-configured
+    `PromptSpec` when not given); batches hold `data.batch_size` examples.
+    """
+    if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
+        raise RunError(f"infer.beam_size must be a positive integer, got {beam_size!r}.")
     mesh = mesh or partitioning.make_mesh()
+    partitioning.check_batch_fits(data.batch_size, mesh)
     config, frozen = load_frozen(model, mesh)
     task = input_pipeline.get_task_or_mixture(data.mixture_or_task_name)
     if isinstance(task, seqio.Mixture):
@@ -421,17 +432,15 @@ def infer(
     stack = methods.task_inputs(stack, data.mixture_or_task_name)  # the registered task's name
     input_length = data.task_feature_lengths["inputs"]
     examples = evaluation.load_examples(task, split, input_length, max_examples)
-    t5 = T5(config)
+    options = {
+        "input_length": input_length,
+        "batch_size": data.batch_size,
+        "prompt_position": (prompt or PromptSpec()).position,
+    }
     with partitioning.activation_sharding(mesh):
         if labels:
             scores = evaluation.rank_classify(
-                t5,
-                frozen,
-                stack,
-                examples,
-                label_ids,
-                input_length=input_length,
-                prompt_position=position,
+                T5(config), frozen, stack, examples, label_ids, **options
             )[0]
             rows = [
                 {
@@ -441,23 +450,31 @@ def infer(
                 for s in scores
             ]
         else:
-            prompt = jax.tree.map(lambda x: x[0], stack)
-            texts = evaluation.greedy_predictions(
-                t5,
-                frozen,
-                prompt,
-                examples,
-                vocabulary,
-                input_length=input_length,
+            texts = evaluation.decoded_predictions(
+                T5(config), frozen, jax.tree.map(lambda x: x[0], stack), examples, vocabulary,
                 max_decode_length=data.task_feature_lengths.get("targets", 32),
-            )
+                num_beams=beam_size, **options,
+            )  # fmt: skip
             rows = [{"prediction": text} for text in texts]
+    _write_predictions(examples, rows, vocabulary, task.name, split, output_dir, print_fn)
+    return rows
+
+
+def _write_predictions(
+    examples: Sequence[evaluation.Example],
+    rows: list[dict[str, Any]],
+    vocabulary: seqio.Vocabulary,
+    task: str,
+    split: str,
+    output_dir: str,
+    print_fn: Callable[[str], None],
+) -> None:
+    """Adds each example's input (and target, when labelled) to its row; writes the rows."""
     for ex, row in zip(examples, rows, strict=True):
         row["inputs"] = vocabulary.decode(ex.inputs.tolist())
         if ex.target_text not in UNLABELLED_TARGETS:  # an unlabelled row has no target to report
             row["target"] = ex.target_text
     if jax.process_index() == 0:
-        out = fresh_file(epath.Path(output_dir) / "infer", f"{task.name}.{split}", ".jsonl")
+        out = fresh_file(epath.Path(output_dir) / "infer", f"{task}.{split}", ".jsonl")
         out.write_text("".join(json.dumps(row) + "\n" for row in rows))
         print_fn(f"Wrote {len(rows)} predictions to {out}")
-    return rows

@@ -157,3 +157,30 @@ def test_beam_scores_are_penalised_log_likelihoods(alpha):
     assert (lengths < MAX_LENGTH).any(), "no beam finished with EOS"
     for row in tokens:  # beams of an example are distinct hypotheses
         assert len({tuple(beam) for beam in row}) == beams
+
+
+def test_decoded_predictions_with_beams_are_the_best_beam():
+    """evaluation.decoded_predictions: one beam is greedy decoding, more are beam search's best."""
+    from prompt_tuning import evaluation
+    from prompt_tuning.data.vocab import t5_vocabulary
+
+    model, params = T5(CONFIG), init_params(CONFIG, jax.random.key(0))
+    tokens = np.random.default_rng(0).integers(2, CONFIG.vocab_size, (3, 6)).astype(np.int32)
+    examples = [evaluation.Example(inputs=row, target_text="", raw={}) for row in tokens]
+    vocabulary = t5_vocabulary()
+    common = {"input_length": 6, "max_decode_length": 5, "batch_size": 2}
+    greedy = decoding.greedy_decode(model, params, jnp.asarray(tokens), max_decode_length=5)
+    beams, _ = decoding.beam_search(
+        model, params, jnp.asarray(tokens), max_decode_length=5, num_beams=3
+    )
+
+    def text(row):
+        row = list(np.asarray(row))
+        return vocabulary.decode(row[: row.index(1)] if 1 in row else row)
+
+    got = evaluation.decoded_predictions(model, params, None, examples, vocabulary, **common)
+    assert got == [text(r) for r in greedy]
+    got = evaluation.decoded_predictions(
+        model, params, None, examples, vocabulary, num_beams=3, **common
+    )
+    assert got == [text(r) for r in beams[:, 0]]

@@ -181,3 +181,33 @@ def test_an_unlabelled_row_reports_no_target(run_files, tmp_path):
     written = [json.loads(line) for line in next((tmp_path / "infer").glob("*.jsonl")).open()]
     assert "target" not in written[0]
     assert written[1]["target"] == "positive"
+
+
+# ------------------------------------------------------------- beam search
+
+
+@pytest.mark.slow
+def test_infer_beam_size_reaches_the_decoder_of_a_generative_task(run_files, tmp_path, monkeypatch):
+    from prompt_tuning import evaluation
+
+    calls = []
+    decode = evaluation.decoded_predictions
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "decoded_predictions", spy)
+    rows = write_rows(_mrqa_rows()[:3], tmp_path / "rows.jsonl")
+    flags = _flags("mrqa_squad_v100", *run_files, tmp_path)
+    argv = ["--gin_file=runs/prompt_infer.gin", *flags, f"--gin.infer.input_file='{rows}'"]
+    assert infer.main([*argv, "--gin.infer.beam_size=3", "--gin.BATCH_SIZE=8"]) == 0
+    assert [(c["num_beams"], c["batch_size"]) for c in calls] == [(3, 8)]
+    assert _predictions(next((tmp_path / "infer").glob("*.jsonl")))
+
+
+@pytest.mark.parametrize("beam_size", [0, -2])
+def test_a_bad_beam_size_is_refused_before_anything_is_written(run_files, tmp_path, beam_size):
+    argv = ["--gin_file=runs/prompt_infer.gin", *_flags("movie_sentiment", *run_files, tmp_path)]
+    assert infer.main([*argv, f"--gin.infer.beam_size={beam_size}"]) != 0
+    assert not (tmp_path / "infer").exists()
