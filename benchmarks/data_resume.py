@@ -29,6 +29,7 @@ import gin
 import jax
 import numpy as np
 
+import prompt_tuning.tasks  # noqa: F401  (registers TASK)
 from prompt_tuning import checkpoints, experiment, gin_utils, input_pipeline, partitioning
 from prompt_tuning.checkpoints import state as run_state
 from prompt_tuning.models import T5Config, init_params

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import prompt_tuning.tasks  # noqa: F401  (registers the pretraining tasks it reads)
 from prompt_tuning import input_pipeline, partitioning, trainer
 from prompt_tuning.models import T5, T5Config, init_params
 from prompt_tuning.pretraining import full_training

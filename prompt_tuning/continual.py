@@ -40,6 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import gin
 import numpy as np
 
+import prompt_tuning.tasks  # noqa: F401  (registers the tasks --tasks names)
 from prompt_tuning import experiment, gin_utils, input_pipeline
 from prompt_tuning.checkpoints import state as run_state
 from prompt_tuning.errors import RunError, ToolExit

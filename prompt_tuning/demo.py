@@ -31,6 +31,7 @@ console.quiet()  # before TensorFlow and JAX load
 import gin  # noqa: E402
 import numpy as np  # noqa: E402
 
+import prompt_tuning.tasks  # noqa: E402, F401  (registers the tasks the demo trains and scores)
 from prompt_tuning import checkpoints, experiment, gin_utils  # noqa: E402
 from prompt_tuning.data import t5_vocabulary  # noqa: E402
 

@@ -3,6 +3,8 @@
 Files are parsed in the order given and `--gin.` bindings after all files, so a
 later file or a command-line binding only ever overrides. Errors come back as one
 `GinConfigError` whose message names the binding and the nearest valid names.
+Importing this module registers the library names gin files use
+(`prompt_tuning.configurables`); a job's own configurables come with its module.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import logging
 import os
 import pathlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import gin
+
+from prompt_tuning import configurables  # noqa: F401  (registers the names gin files use)
 
 
 def _shipped_gin_dir() -> str:
@@ -63,10 +68,21 @@ def parse_flags(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+# gin has no public way to list what is registered or bound, only to look up one
+# name (`gin.get_configurable`, `gin.query_parameter`); these two functions are the
+# only places that read its private state.
+def _registered_selectors() -> Iterable[str]:
+    """Every registered configurable's full selector (`module.name`)."""
+    return [selector for selector, _ in gin.config._REGISTRY.items()]
+
+
+def _parsed_bindings() -> Mapping[tuple[str, str], Mapping[str, Any]]:
+    """Every binding parsed so far: (scope, selector) -> {parameter: value}."""
+    return gin.config._CONFIG
+
+
 def _registered_names() -> list[str]:
-    return sorted(
-        {name for selector, _ in gin.config._REGISTRY.items() for name in _suffixes(selector)}
-    )
+    return sorted({name for selector in _registered_selectors() for name in _suffixes(selector)})
 
 
 def _suffixes(selector: str) -> Iterator[str]:
@@ -76,12 +92,10 @@ def _suffixes(selector: str) -> Iterator[str]:
 
 
 def _parameters_of(configurable_name: str) -> list[str]:
-    info = gin.config._REGISTRY.get_match(configurable_name)
-    if info is None:
-        return []
     try:
-        return list(inspect.signature(info.wrapped).parameters)
-    except (TypeError, ValueError):
+        return list(inspect.signature(gin.get_configurable(configurable_name)).parameters)
+    except (KeyError, TypeError, ValueError):
+        # Unknown or ambiguous names, and callables without a signature.
         return []
 
 
@@ -117,27 +131,13 @@ def _explain(error: Exception) -> str:
 
 def _macro_references() -> set[str]:
     """Names of the macros that some binding (or macro) refers to as `%NAME`."""
-    referenced: set[str] = set()
-
-    def visit(value: object) -> None:
-        if isinstance(value, gin.config.ConfigurableReference):
-            if value.configurable.name == "macro":
-                referenced.add(value.scopes[-1])
-        elif isinstance(value, dict):
-            for v in value.values():
-                visit(v)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                visit(v)
-
-    for bindings in gin.config._CONFIG.values():
-        for value in bindings.values():
-            visit(value)
-    return referenced
+    macro = gin.get_configurable("gin.macro")
+    # A macro reference `%NAME` is a call of gin.macro in scope NAME.
+    return {ref.scopes[-1] for ref in gin.config.iterate_references(_parsed_bindings(), to=macro)}
 
 
 def _defined_macros() -> set[str]:
-    return {scope for scope, name in gin.config._CONFIG if name == "gin.macro"}
+    return {scope for scope, selector in _parsed_bindings() if selector == "gin.macro"}
 
 
 def _undefined_macros() -> list[str]:

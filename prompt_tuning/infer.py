@@ -6,6 +6,7 @@ from prompt_tuning import console
 
 console.quiet()  # before TensorFlow and JAX load
 
+import prompt_tuning.tasks  # noqa: E402, F401  (registers the tasks a run names)
 from prompt_tuning import cli, experiment  # noqa: E402
 
 

@@ -22,8 +22,6 @@ import seqio
 import tensorflow as tf
 from jax.sharding import NamedSharding, PartitionSpec
 
-# Registers the project's tasks (and their gin knobs) before any gin parsing.
-import prompt_tuning.tasks  # noqa: F401
 from prompt_tuning.data import get_task_or_mixture
 from prompt_tuning.methods import TASK_INDEX
 

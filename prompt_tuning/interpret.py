@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+import prompt_tuning.tasks  # noqa: F401  (registers the tasks --task names)
 from prompt_tuning import checkpoints, prompts
 from prompt_tuning.data import class_labels, t5_vocabulary
 from prompt_tuning.errors import ToolExit

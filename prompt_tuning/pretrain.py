@@ -12,6 +12,7 @@ console.quiet()  # before TensorFlow and JAX load
 
 import gin  # noqa: E402
 
+import prompt_tuning.tasks  # noqa: E402, F401  (registers the tasks a run names)
 from prompt_tuning import cli  # noqa: E402
 from prompt_tuning.models import get_config  # noqa: E402
 from prompt_tuning.pretraining import full_training  # noqa: E402

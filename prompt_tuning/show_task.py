@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import gin
 import seqio
 
+import prompt_tuning.tasks  # noqa: F401  (registers the tasks it shows)
 from prompt_tuning.data import registry, sources
 
 

@@ -429,6 +429,7 @@ def section_ensemble(timings: dict) -> str:
 
 def section_interpret(timings: dict) -> str:
     """6. Interpretability (Section 7)"""
+    import prompt_tuning.tasks  # noqa: F401  (registers movie_sentiment)
     from prompt_tuning import checkpoints, interpret
     from prompt_tuning.data import class_labels, t5_vocabulary
 

@@ -52,7 +52,7 @@ def test_no_macro_is_defined_by_two_component_kinds():
 def _operative_bindings(files, bindings):
     gin_utils.parse(files, bindings)
     try:
-        return {key: dict(values) for key, values in gin.config._CONFIG.items()}
+        return gin.config_str()
     finally:
         gin.clear_config()
 

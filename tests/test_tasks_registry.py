@@ -9,6 +9,7 @@ import seqio
 from tasks_helpers import rows_dataset, run_on
 
 import prompt_tuning.tasks  # noqa: F401  (registers the tasks)
+from prompt_tuning.configurables import task_name
 from prompt_tuning.data import (
     UnknownTaskError,
     class_labels,
@@ -18,7 +19,6 @@ from prompt_tuning.data import (
     register_mixture,
     registered_names,
     t5_vocabulary,
-    task_name,
 )
 from prompt_tuning.data.registry import is_sentinel_variant
 from prompt_tuning.data.vocab import default_vocab_path

@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 from tasks_helpers import DATA, environment, raw_files, run_task, texts
 
 import prompt_tuning.tasks  # noqa: F401  (registers the tasks)
+from prompt_tuning import configurables  # noqa: F401  (gin's data_options)
 from prompt_tuning.data import DataNotFoundError, TaskSource, data_options, readers
 
 

@@ -8,7 +8,7 @@ import tiny
 from tasks_helpers import make_release_root, raw_files, run_task, score, texts
 
 import prompt_tuning.tasks  # noqa: F401  (registers the tasks)
-from prompt_tuning.data import class_labels, label_target_ids, rank_classify, task_name
+from prompt_tuning.data import class_labels, label_target_ids, rank_classify, resolve_task_name
 
 QQP_WORDS = ("not_duplicate", "duplicate")
 MRPC_WORDS = ("not_equivalent", "equivalent")
@@ -98,7 +98,9 @@ def test_mrpc_prompt_scored_on_qqp_with_translated_labels():
     ("objective", "taskless"), [("span_corruption_sentinel", True), ("lm_adaptation", True)]
 )
 def test_variants_of_a_mixture_mix_the_same_variant(objective, taskless, vocab):
-    name = task_name("glue_mrpc_from_qqp_zeroshot_v002", objective=objective, taskless=taskless)
+    name = resolve_task_name(
+        "glue_mrpc_from_qqp_zeroshot_v002", objective=objective, taskless=taskless
+    )
     suffix = "_taskless" + ("_sentinel" if objective == "span_corruption_sentinel" else "")
     assert {t.name for t in seqio.get_mixture_or_task(name).tasks} == {
         "glue_qqp_v002" + suffix,

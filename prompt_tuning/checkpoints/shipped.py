@@ -1,23 +1,21 @@
 """The small T5 checkpoints this project pretrained and ships inside the package.
 
 `docs/pretraining.md` describes how they are built. Gin
-model files point at them with `INITIAL_CHECKPOINT_PATH = @shipped_checkpoint()`,
-so a run works from any working directory and from an installed wheel.
+model files point at them with `INITIAL_CHECKPOINT_PATH = @shipped_checkpoint()`
+(registered by `prompt_tuning.configurables`), so a run works from any working
+directory and from an installed wheel.
 """
 
 from __future__ import annotations
 
 import pathlib
 
-import gin
-
 from prompt_tuning.checkpoints.errors import CheckpointError
 
 SHIPPED_DIR = pathlib.Path(__file__).resolve().parent.parent / "assets" / "models"
 
 
-@gin.configurable
-def shipped_checkpoint(name: str = gin.REQUIRED) -> str:
+def shipped_checkpoint(name: str) -> str:
     """Path of the shipped T5X checkpoint of model `name` (e.g. "t5_tiny_multitask")."""
     directory = SHIPPED_DIR / name
     found = sorted(directory.glob("checkpoint_*"))

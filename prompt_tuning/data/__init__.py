@@ -5,13 +5,14 @@
   preprocessors         T5's text-to-text formats and the taskless / sentinel variants
   postprocessors        decoded text -> metric values
   metrics               official metric definitions (percent)
-  registry              register_task / register_mixture, task_name (gin), class_labels
+  registry              register_task / register_mixture, resolve_task_name, class_labels
   rank_classification   label_target_ids, rank_classify
 
 The names below are importable from `prompt_tuning.data` directly. Submodules
 load on first use, so `prompt_tuning.data.metrics` does not pull in TensorFlow.
-Importing `prompt_tuning.tasks` registers the shipped tasks and the gin
-configurables `prompt_tuning.data.task_name` and `prompt_tuning.data.data_options`.
+Nothing here registers the shipped tasks: the entry points import
+`prompt_tuning.tasks` for that, and `prompt_tuning.configurables` gives gin the
+names `prompt_tuning.data.task_name` and `prompt_tuning.data.data_options`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ _EXPORTS = {
     "register_task": "registry",
     "register_classification": "registry",
     "register_mixture": "registry",
-    "task_name": "registry",
     "resolve_task_name": "registry",
     "class_labels": "registry",
     "get_task_or_mixture": "registry",

@@ -10,9 +10,9 @@ example and `tf.io.decode_csv` parses it without quoting rules.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,9 @@ from prompt_tuning.data.user_rows import parses_source
 
 def bundled_dir(name: str) -> Path:
     """The installed folder of bundled dataset `name` (`prompt_tuning/tasks/data/<name>`)."""
-    path = Path(str(resources.files("prompt_tuning.tasks") / "data" / name))
+    # Located, not imported: importing the tasks package would register every task.
+    tasks = importlib.util.find_spec("prompt_tuning.tasks")
+    path = Path(tasks.origin).parent / "data" / name
     if not path.is_dir():
         raise FileNotFoundError(
             f"Bundled dataset folder {path} is missing; reinstall prompt_tuning (its package "

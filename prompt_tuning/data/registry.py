@@ -12,8 +12,9 @@ sentinel format under T5's name: `<extra_id_0>` after the input tokens and
 before the targets (`super_glue_rte_v102_1_sentinel`,
 `super_glue_wsc_v102_simple_1_sentinel_eval`); only that name picks it.
 
-A run names the base task and picks the variant with the gin-configurable
-`prompt_tuning.data.task_name` (`objective`, `taskless`). The class labels of a
+A run names the base task and picks the variant with `resolve_task_name`
+(`objective`, `taskless`), which gin files call `prompt_tuning.data.task_name`
+(registered by the job layer's `prompt_tuning.configurables`). The class labels of a
 classification task, which rank classification scores and class-label prompt
 initialisation embeds, come from `class_labels(name)`.
 """
@@ -25,7 +26,6 @@ import difflib
 import functools
 from collections.abc import Callable, Sequence
 
-import gin
 import seqio
 
 from prompt_tuning.data import metrics
@@ -273,14 +273,8 @@ def register_mixture(base: str, members: Sequence[str], *, default_rate: float =
     return names
 
 
-def _ensure_registered() -> None:
-    # Importing the package registers every shipped task.
-    import prompt_tuning.tasks  # noqa: F401
-
-
 def registered_names() -> list[str]:
     """Every seqio task and mixture name, sorted."""
-    _ensure_registered()
     return sorted(set(seqio.TaskRegistry.names()) | set(seqio.MixtureRegistry.names()))
 
 
@@ -297,7 +291,6 @@ def _unknown(name: str) -> UnknownTaskError:
 
 def get_task_or_mixture(name: str) -> seqio.Task | seqio.Mixture:
     """The registered seqio Task or Mixture, or an error listing close names."""
-    _ensure_registered()
     if name in seqio.TaskRegistry.names():
         return seqio.TaskRegistry.get(name)
     if name in seqio.MixtureRegistry.names():
@@ -308,7 +301,7 @@ def get_task_or_mixture(name: str) -> seqio.Task | seqio.Mixture:
 def resolve_task_name(base: str, objective: str = "lm_adaptation", taskless: bool = False) -> str:
     """The registered name of `base` in the format a run's checkpoint needs.
 
-    Gin sees this as `prompt_tuning.data.task_name`.
+    Gin files call it `prompt_tuning.data.task_name`.
 
     Args:
       base: a task or mixture's plain name (`glue_mrpc_v002`).
@@ -338,10 +331,6 @@ def resolve_task_name(base: str, objective: str = "lm_adaptation", taskless: boo
         f"{base!r} is already the {info.variant.describe()} variant of {info.base!r}; pass the base name "
         f"{info.base!r} with the objective and taskless settings you want."
     )
-
-
-# The per-run knob: `prompt_tuning.data.task_name.objective = 'span_corruption_sentinel'`.
-task_name = gin.configurable("task_name", module="prompt_tuning.data")(resolve_task_name)
 
 
 def class_labels(name: str) -> tuple[str, ...] | None:

@@ -9,17 +9,18 @@ built (so gin bindings and environment variables set before that count):
                              out as described in `prompt_tuning.data.readers`
   TFDS_DATA_DIR              TFDS's own variable for prepared datasets
 
-and the gin equivalents `prompt_tuning.data.data_options.source / .data_dir /
-.tfds_data_dir`, which win over the environment.
+and, in a job, the gin equivalents `prompt_tuning.data.data_options.source /
+.data_dir / .tfds_data_dir`, which win over the environment (the job layer's
+`prompt_tuning.configurables` registers them and hands TaskSource the gin-bound
+`data_options` with `set_options_resolver`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-import gin
 import seqio
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -48,11 +49,10 @@ class DataOptions:
     tfds_data_dir: str | None
 
 
-@gin.configurable(module="prompt_tuning.data")
 def data_options(
     source: str | None = None, data_dir: str | None = None, tfds_data_dir: str | None = None
 ) -> DataOptions:
-    """Resolves the data source from gin bindings, then the environment.
+    """Resolves the data source from the arguments, then the environment.
 
     Args:
       source: `tfds`, `files` or `auto`; None reads `PROMPT_TUNING_DATA_SOURCE`.
@@ -80,6 +80,17 @@ def data_options(
     return DataOptions(kind=source, data_dir=data_dir, tfds_data_dir=tfds_data_dir)
 
 
+# What TaskSource calls for its options when it builds a dataset, so settings made
+# before that count; a job replaces it with the gin-bound `data_options`.
+_resolve_options: Callable[[], DataOptions] = data_options
+
+
+def set_options_resolver(resolve: Callable[[], DataOptions]) -> None:
+    """Makes every TaskSource read its data options from `resolve()` (default: `data_options`)."""
+    global _resolve_options
+    _resolve_options = resolve
+
+
 def _how_to_provide(raw: RawDataset, tfds_name: str) -> str:
     expected = ", ".join(f"DIR/{path}" for path in raw.files.values())
     return (
@@ -92,7 +103,7 @@ def _how_to_provide(raw: RawDataset, tfds_name: str) -> str:
 class TaskSource(seqio.DataSource):
     """A seqio source that reads a dataset from TFDS or from the original files.
 
-    The choice is made per `get_dataset` call by `data_options()`.
+    The choice is made per `get_dataset` call (see `set_options_resolver`).
     """
 
     def __init__(
@@ -183,7 +194,7 @@ class TaskSource(seqio.DataSource):
         """Raw examples of `split` from the configured source (see `data_options`)."""
         del sequence_length, use_cached, num_epochs  # Handled by the Task.
         self._check_split(split)
-        options = data_options()
+        options = _resolve_options()
         if options.kind == "tfds":
             return self._tfds_source(options).get_dataset(
                 split, shuffle=shuffle, seed=seed, shard_info=shard_info
