@@ -1,7 +1,8 @@
 """The shared body of the command-line entry points (`python -m prompt_tuning.train|eval|infer|pretrain`).
 
 Joins a multi-process job when asked, parses the T5X-style gin flags, runs the
-gin job, and turns known errors into one `error: ...` line and exit status 2.
+gin job, and turns the errors a user can act on (`USER_ERRORS`) into one
+`error: ...` line and exit status 2; any other error is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from prompt_tuning.errors import RunError
 
 HEARTBEAT_ENV = "PROMPT_TUNING_HEARTBEAT_TIMEOUT_S"
 EXIT_PEER_FAILED = 3
+# The errors whose message says what to change (docs/errors.md): a run's refusals
+# (RunError; bad input and gin_utils.GinConfigError are InputErrors, a kind of it),
+# a damaged or mismatched checkpoint, a file the user named that is missing, a busy
+# MODEL_DIR.
+USER_ERRORS = (RunError, checkpoints.CheckpointError, FileNotFoundError, run_lock.ModelDirLocked)
 
 
 def init_distributed() -> None:
@@ -65,7 +71,7 @@ def _stop_after_peer_failure(error: Exception) -> NoReturn:
 
 
 def run_main(job: Callable[[], Any], argv: Sequence[str]) -> int:
-    """Shared CLI body: parse gin flags, run the job, turn known errors into one line."""
+    """Shared CLI body: parse gin flags, run the job, turn `USER_ERRORS` into one line."""
     from prompt_tuning import gin_utils
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -84,14 +90,7 @@ def run_main(job: Callable[[], Any], argv: Sequence[str]) -> int:
         if jax.process_count() > 1:
             _stop_after_peer_failure(e)
         raise
-    except (
-        gin_utils.GinConfigError,
-        RunError,
-        checkpoints.CheckpointError,
-        ValueError,
-        FileNotFoundError,
-        run_lock.ModelDirLocked,
-    ) as e:
+    except USER_ERRORS as e:
         # gin appends "In call to configurable ..." to errors raised inside a job.
         message = str(e).split("\n  In call to configurable")[0]
         print(f"error: {message}", flush=True)

@@ -41,7 +41,7 @@ import gin
 import numpy as np
 
 import prompt_tuning.tasks  # noqa: F401  (registers the tasks --tasks names)
-from prompt_tuning import experiment, gin_utils, input_pipeline
+from prompt_tuning import cli, experiment, gin_utils, input_pipeline
 from prompt_tuning.checkpoints import state as run_state
 from prompt_tuning.errors import RunError, ToolExit
 from prompt_tuning.specs import task_labels
@@ -314,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings, out = parse_args(argv)
     try:
         state = run(settings, out)
-    except (RunError, gin_utils.GinConfigError, ValueError, FileNotFoundError) as e:
+    except cli.USER_ERRORS as e:
         raise ToolExit(TOOL, str(e).split("\n  In call to configurable")[0]) from e
     result = state["summary"]
     print(

@@ -7,6 +7,13 @@ class RunError(RuntimeError):
     """A run that cannot start or go on; the message says why and what to do."""
 
 
+class InputError(RunError, ValueError):
+    """A file, name or setting the user gave that cannot be used.
+
+    Also a ValueError, the type callers of the library catch for bad input.
+    """
+
+
 class ToolExit(SystemExit):
     """Exit status 2 (as the jobs and argparse use) for a standalone tool's error.
 

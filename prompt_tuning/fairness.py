@@ -49,7 +49,7 @@ import optax
 
 from prompt_tuning import checkpoints, influence, prompts, trainer
 from prompt_tuning import fairness_data as fd
-from prompt_tuning.errors import ToolExit
+from prompt_tuning.errors import InputError, RunError, ToolExit
 from prompt_tuning.models import T5
 
 TOOL = "python -m prompt_tuning.fairness"
@@ -545,9 +545,9 @@ def _names(path: pathlib.Path | None) -> dict[str, list[str]]:
     try:
         names = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"--names {path} is not a readable JSON file: {e}") from e
+        raise InputError(f"--names {path} is not a readable JSON file: {e}") from e
     if not isinstance(names, dict) or not all(isinstance(v, list) for v in names.values()):
-        raise ValueError(f"--names {path} must hold {{group: [names]}}.")
+        raise InputError(f"--names {path} must hold {{group: [names]}}.")
     return names
 
 
@@ -555,8 +555,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError as e:
+        raise ToolExit(TOOL, f"--seeds {args.seeds!r} must be comma-separated integers.") from e
+    try:
         setup = load_setup(args.data, args.checkpoint, _names(args.names), args.train_examples)
-    except (ValueError, FileNotFoundError, checkpoints.CheckpointError) as e:
+    except (RunError, FileNotFoundError, checkpoints.CheckpointError) as e:
         raise ToolExit(TOOL, e) from e
     per_seed = [run_seed(setup, args, seed) for seed in seeds]
     report = table(per_seed)

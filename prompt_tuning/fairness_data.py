@@ -30,6 +30,7 @@ import numpy as np
 
 from prompt_tuning.data import t5_vocabulary
 from prompt_tuning.data.bundled import bundled_dir
+from prompt_tuning.errors import InputError
 
 GROUPS = ("female", "male")
 LABELS = ("negative", "positive")
@@ -104,7 +105,7 @@ def single_piece_names(names: Sequence[str], count: int) -> list[str]:
             chosen.append(name)
             if len(chosen) == count:
                 return chosen
-    raise ValueError(f"Only {len(chosen)} of the names are one T5 piece; {count} are needed.")
+    raise InputError(f"Only {len(chosen)} of the names are one T5 piece; {count} are needed.")
 
 
 def group_names(count: int = NAMES_PER_GROUP) -> dict[str, list[str]]:
@@ -116,11 +117,11 @@ def template_pairs(names: dict[str, Sequence[str]]) -> list[TemplatePair]:
     """Every template x word x name pair, the female and male sentence side by side.
 
     Raises:
-      ValueError: unless `names` holds exactly two groups with names, equally many.
+      InputError: unless `names` holds exactly two groups with names, equally many.
     """
     sizes = {group: len(group_list) for group, group_list in names.items()}
     if len(sizes) != 2 or min(sizes.values()) == 0 or len(set(sizes.values())) != 1:
-        raise ValueError(
+        raise InputError(
             f"A template set needs two groups with the same number of names (paired "
             f"sentences); got {sizes}."
         )

@@ -23,6 +23,7 @@ from typing import Any
 import gin
 
 from prompt_tuning import configurables  # noqa: F401  (registers the names gin files use)
+from prompt_tuning.errors import InputError
 
 
 def _shipped_gin_dir() -> str:
@@ -35,7 +36,7 @@ def _shipped_gin_dir() -> str:
 SHIPPED_GIN_DIR = _shipped_gin_dir()
 
 
-class GinConfigError(ValueError):
+class GinConfigError(InputError):
     """A gin file or binding that cannot be used as written."""
 
 

@@ -23,6 +23,7 @@ import tensorflow as tf
 from jax.sharding import NamedSharding, PartitionSpec
 
 from prompt_tuning.data import get_task_or_mixture
+from prompt_tuning.errors import InputError
 from prompt_tuning.methods import TASK_INDEX
 
 FEATURES = (
@@ -37,7 +38,7 @@ def _local_shards(num_shards: int) -> range:
     """The data shards this process reads: a contiguous block, in global batch order."""
     processes = jax.process_count()
     if num_shards % processes:
-        raise ValueError(
+        raise InputError(
             f"{num_shards} data shards cannot be split evenly over {processes} processes; "
             "set DataSpec.data_shards to a multiple of the process count."
         )
@@ -45,7 +46,7 @@ def _local_shards(num_shards: int) -> range:
     return range(jax.process_index() * per_process, (jax.process_index() + 1) * per_process)
 
 
-class EmptySplitError(ValueError):
+class EmptySplitError(InputError):
     """A task's split is missing or yields no examples."""
 
 
@@ -94,7 +95,7 @@ def _tagged_mixture(
     tasks = [t for t in getattr(task_or_mixture, "tasks", [task_or_mixture]) if split in t.splits]
     unknown = [t.name for t in tasks if t.name not in task_names]
     if unknown or not tasks:
-        raise ValueError(
+        raise InputError(
             f"{mixture_or_task_name!r}: the sub-tasks with a {split!r} split are "
             f"{[t.name for t in tasks]}, and each needs a place in the tasks {list(task_names)}."
         )
@@ -130,7 +131,7 @@ def shard_datasets(
     get_task_or_mixture(mixture_or_task_name)
     num_shards = num_shards or jax.process_count()
     if global_batch_size % num_shards:
-        raise ValueError(
+        raise InputError(
             f"Global batch size {global_batch_size} is not divisible by {num_shards} data shards."
         )
     shard_batch = global_batch_size // num_shards

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from prompt_tuning.errors import RunError
+from prompt_tuning.errors import InputError, RunError
 
 if TYPE_CHECKING:
     from prompt_tuning.models import T5Config
@@ -57,14 +57,14 @@ def make_mesh(
     devices = list(jax.devices() if devices is None else devices)
     shape = list(mesh_shape)
     if shape.count(-1) > 1:
-        raise ValueError(f"mesh_shape {tuple(mesh_shape)} has more than one -1.")
+        raise InputError(f"mesh_shape {tuple(mesh_shape)} has more than one -1.")
     known = int(np.prod([s for s in shape if s != -1]))
     if -1 in shape:
         if len(devices) % known:
-            raise ValueError(f"{len(devices)} devices do not divide into mesh {tuple(mesh_shape)}.")
+            raise InputError(f"{len(devices)} devices do not divide into mesh {tuple(mesh_shape)}.")
         shape[shape.index(-1)] = len(devices) // known
     if int(np.prod(shape)) != len(devices):
-        raise ValueError(
+        raise InputError(
             f"mesh_shape {tuple(mesh_shape)} needs {int(np.prod(shape))} devices, "
             f"but {len(devices)} are available."
         )

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prompt_tuning.errors import InputError
+
 PromptInit = Callable[[jax.Array, tuple[int, int]], jax.Array]
 
 # The original code samples from the first 5,000 SentencePiece ids, which are
@@ -85,7 +87,7 @@ def class_labels(
 def from_text(embedding: jax.Array, token_ids: Sequence[int]) -> PromptInit:
     """Embeds a text's tokens, repeated or cut to the prompt length."""
     if not token_ids:
-        raise ValueError("from_text needs a non-empty text.")
+        raise InputError("from_text needs a non-empty text.")
 
     def init(rng: jax.Array, shape: tuple[int, int]) -> jax.Array:
         del rng
@@ -103,7 +105,7 @@ def from_file(path: str | os.PathLike) -> PromptInit:
         del rng
         prompt = load_prompt(path)
         if prompt.shape != tuple(shape):
-            raise ValueError(
+            raise InputError(
                 f"Prompt file {path} holds a prompt of shape {prompt.shape}, but this run "
                 f"needs {tuple(shape)} (prompt length, d_model)."
             )
@@ -119,21 +121,21 @@ def load_prompt(path: str | os.PathLike) -> np.ndarray:
     except FileNotFoundError as e:
         raise FileNotFoundError(f"Prompt file {path} does not exist.") from e
     except ValueError as e:
-        raise ValueError(f"Prompt file {path} is not a readable .npy array: {e}") from e
+        raise InputError(f"Prompt file {path} is not a readable .npy array: {e}") from e
     if isinstance(prompt, np.lib.npyio.NpzFile):
         with prompt:
             names = ", ".join(prompt.files)
-        raise ValueError(
+        raise InputError(
             f"Prompt file {path} is a prompt method's .npz ({names}), not a [P, d] prompt (.npy). "
             "A multi-task file's row, np.load(path)['task_prompts'][t], saved as .npy is one."
         )
     if prompt.ndim != 2 or not np.issubdtype(prompt.dtype, np.floating):
-        raise ValueError(
+        raise InputError(
             f"Prompt file {path} must hold a 2-D float array [P, d]; "
             f"got shape {prompt.shape} dtype {prompt.dtype}."
         )
     if not np.isfinite(prompt).all():
-        raise ValueError(f"Prompt file {path} contains NaN or Inf values.")
+        raise InputError(f"Prompt file {path} contains NaN or Inf values.")
     return prompt.astype(np.float32)
 
 

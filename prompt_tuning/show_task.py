@@ -20,6 +20,7 @@ import seqio
 
 import prompt_tuning.tasks  # noqa: F401  (registers the tasks it shows)
 from prompt_tuning.data import registry, sources
+from prompt_tuning.errors import InputError, RunError
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -58,7 +59,7 @@ def _glob(pattern: str) -> str:
 def _show(task: seqio.Task, split: str, n: int) -> list[str]:
     """Lines describing the first `n` examples of one task split."""
     if split not in task.splits:
-        raise ValueError(f"Task {task.name!r} has no split {split!r}; it has {list(task.splits)}.")
+        raise InputError(f"Task {task.name!r} has no split {split!r}; it has {list(task.splits)}.")
     labels = registry.class_labels(task.name)
     lines = [
         f"== {task.name} [{split}]" + (f"  class labels: {', '.join(labels)}" if labels else "")
@@ -95,10 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(provider, seqio.Mixture):
             tasks = [t for t in provider.tasks if args.split in t.splits]
             if not tasks:
-                raise ValueError(f"No task of mixture {name!r} has a {args.split!r} split.")
+                raise InputError(f"No task of mixture {name!r} has a {args.split!r} split.")
         for task in tasks:
             print("\n".join(_show(task, args.split, args.n)))
-    except (ValueError, FileNotFoundError) as error:
+    except (RunError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from prompt_tuning.console import clock
-from prompt_tuning.errors import ToolExit
+from prompt_tuning.errors import InputError, RunError, ToolExit
 
 GIN_FILE_KEY = "gin_file"
 COMMANDS_FILE = "commands.sh"
@@ -74,7 +74,7 @@ def split_values(text: str) -> list[str]:
     """`[a, 'b,c', [1,2]]` -> `['a', "'b,c'", '[1,2]']`: top-level items, text kept verbatim."""
     text = text.strip()
     if not (text.startswith("[") and text.endswith("]")):
-        raise ValueError(f"Grid values {text!r} must be a bracketed list like [1,5,20].")
+        raise InputError(f"Grid values {text!r} must be a bracketed list like [1,5,20].")
     items, depth, quote, current = [], 0, "", ""
     for char in text[1:-1]:
         if quote:
@@ -92,7 +92,7 @@ def split_values(text: str) -> list[str]:
         current += char
     items.append(current.strip())
     if quote or depth or not all(items):
-        raise ValueError(f"Grid values {text!r} have an empty item or unbalanced quotes/brackets.")
+        raise InputError(f"Grid values {text!r} have an empty item or unbalanced quotes/brackets.")
     return items
 
 
@@ -103,9 +103,9 @@ def parse_grid(flags: Sequence[str]) -> dict[str, list[str]]:
         key, sep, values = flag.partition("=")
         key = key.strip()
         if not sep or not re.fullmatch(r"[A-Za-z_][\w.]*", key):
-            raise ValueError(f"--grid {flag!r} must look like KEY=[v1,v2] with a gin name as KEY.")
+            raise InputError(f"--grid {flag!r} must look like KEY=[v1,v2] with a gin name as KEY.")
         if key in grid:
-            raise ValueError(f"--grid names {key!r} twice.")
+            raise InputError(f"--grid names {key!r} twice.")
         grid[key] = split_values(values)
     return grid
 
@@ -132,7 +132,7 @@ def plan_runs(
       sweep_dir: a local folder; each run's MODEL_DIR is `sweep_dir/<run name>`.
     """
     if "://" in sweep_dir:
-        raise ValueError(
+        raise InputError(
             f"--sweep_dir {sweep_dir} must be a local folder (tables and plots go there)."
         )
     runs = []
@@ -159,7 +159,7 @@ def plan_runs(
     names = [run.name for run in runs]
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:
-        raise ValueError(
+        raise InputError(
             f"Grid values give runs the same folder name: {clashes}; make them distinct."
         )
     return runs
@@ -375,7 +375,7 @@ def report(
     keys = list(runs[0].setting)
     x_key = x_key or keys[0]
     if x_key not in keys:
-        raise ValueError(f"--x {x_key!r} is not a grid key; grid keys: {keys}.")
+        raise InputError(f"--x {x_key!r} is not a grid key; grid keys: {keys}.")
     write_csv(results, keys, metric, directory / "results.csv")
     missing = [r.run.name for r in results if r.best is None]
     note = (
@@ -450,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         failed = [] if args.collect else run_locally(runs, args.jobs)
         results = report(runs, args.sweep_dir, args.metric, args.x, commands)
-    except (ValueError, FileNotFoundError) as e:
+    except (RunError, FileNotFoundError) as e:  # gin_utils.GinConfigError is a RunError
         raise ToolExit("sweep", e) from e
     done = sum(r.best is not None for r in results)
     print(f"{done}/{len(results)} runs scored; results.* written in {args.sweep_dir}")

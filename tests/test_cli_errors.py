@@ -14,6 +14,7 @@ import train_cli
 
 from prompt_tuning import (
     convert,
+    experiment,
     extract_prompt,
     infer,
     interpret,
@@ -400,3 +401,15 @@ def test_hardware_gin_file_sets_the_mesh(finished_run, fresh, capsys):
     """hardware/gpu_1.gin asks for one device; this process has 8, so the run refuses to start."""
     argv = _argv(fresh, finished_run[1], "--gin_file=hardware/gpu_1.gin")
     _fails(argv, capsys, fresh, "mesh_shape (1, 1) needs 1 devices, but 8 are available")
+
+
+def test_an_internal_error_keeps_its_traceback(finished_run, fresh, capsys, monkeypatch):
+    """Only the documented errors become one line; a bug's ValueError reaches the user whole."""
+
+    def job_with_a_bug() -> None:
+        raise ValueError("bug")
+
+    monkeypatch.setattr(experiment, "train", job_with_a_bug)
+    with pytest.raises(ValueError, match="bug"):
+        train.main(_argv(fresh, finished_run[1]))
+    assert "error:" not in capsys.readouterr().out

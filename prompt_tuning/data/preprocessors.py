@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from prompt_tuning.data import wnli_simple as wnli_simple_format
 from prompt_tuning.data.vocab import sentinel_id
+from prompt_tuning.errors import InputError
 
 UNKNOWN_LABEL = "<unk>"  # target of unlabelled (test) examples, as in T5
 
@@ -265,7 +266,7 @@ def _string_join(parts: Sequence[str | tf.Tensor]) -> tf.Tensor:
     return tf.strings.regex_replace(tf.strings.join(parts, separator=" "), r"\s+", " ")
 
 
-class RecordFormatError(ValueError):
+class RecordFormatError(InputError):
     """A record whose fields are not those the task's format reads."""
 
 

@@ -35,12 +35,13 @@ from prompt_tuning.data.metrics import MetricFn
 from prompt_tuning.data.readers import INT32, LABEL, TEXT
 from prompt_tuning.data.user_rows import UserRows, source_format
 from prompt_tuning.data.vocab import output_features
+from prompt_tuning.errors import InputError
 
 OBJECTIVES = ("lm_adaptation", "span_corruption", "span_corruption_sentinel")
 SENTINEL_OBJECTIVE = "span_corruption_sentinel"
 
 
-class UnknownTaskError(ValueError):
+class UnknownTaskError(InputError):
     """A task or mixture name that nothing registered."""
 
 
@@ -314,7 +315,7 @@ def resolve_task_name(base: str, objective: str = "lm_adaptation", taskless: boo
     format is asked for.
     """
     if objective not in OBJECTIVES:
-        raise ValueError(f"objective {objective!r} is not one of {OBJECTIVES}.")
+        raise InputError(f"objective {objective!r} is not one of {OBJECTIVES}.")
     wanted = Variant(taskless=taskless, sentinel=objective == SENTINEL_OBJECTIVE)
     get_task_or_mixture(base)
     info = _INFO.get(base)
@@ -323,11 +324,11 @@ def resolve_task_name(base: str, objective: str = "lm_adaptation", taskless: boo
     if wanted == PLAIN:
         return base
     if info is None:
-        raise ValueError(
+        raise InputError(
             f"{base!r} has no format variants (it was not registered with "
             "prompt_tuning.data.register_task); use objective='lm_adaptation', taskless=False."
         )
-    raise ValueError(
+    raise InputError(
         f"{base!r} is already the {info.variant.describe()} variant of {info.base!r}; pass the base name "
         f"{info.base!r} with the objective and taskless settings you want."
     )

@@ -26,6 +26,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from prompt_tuning.data.readers import RawDataset
+from prompt_tuning.errors import InputError
 
 ENV_SOURCE = "PROMPT_TUNING_DATA_SOURCE"
 ENV_DATA_DIR = "PROMPT_TUNING_DATA_DIR"
@@ -62,7 +63,7 @@ def data_options(
     """
     source = source or os.environ.get(ENV_SOURCE) or "auto"
     if source not in SOURCES:
-        raise ValueError(
+        raise InputError(
             f"Data source {source!r} (from gin `data_options.source` or ${ENV_SOURCE}) is not "
             f"one of {SOURCES}."
         )
@@ -138,7 +139,7 @@ class TaskSource(seqio.DataSource):
 
     def _check_split(self, split: str) -> None:
         if split not in self.splits:
-            raise ValueError(
+            raise InputError(
                 f"{self._raw.name} has no split {split!r}; its splits are {list(self.splits)}."
             )
 

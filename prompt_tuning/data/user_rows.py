@@ -21,6 +21,8 @@ from typing import Any
 import seqio
 import tensorflow as tf
 
+from prompt_tuning.errors import InputError
+
 # Fields a row may leave out: targets (inference rows are usually unlabelled), ids and titles.
 OPTIONAL = ("label", "answers", "idx", "qid", "subset", "id", "title")
 SPLIT = "user"
@@ -28,7 +30,7 @@ SPLIT = "user"
 PARSES_SOURCE = "parses_source_records"
 
 
-class UserRowsError(ValueError):
+class UserRowsError(InputError):
     """A user's row file that cannot be read as examples of the task."""
 
 

@@ -29,6 +29,7 @@ import jax
 import numpy as np
 
 from prompt_tuning import prompts
+from prompt_tuning.errors import InputError
 from prompt_tuning.models import T5Config
 
 Params = Any
@@ -97,7 +98,7 @@ def load_inputs(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The model inputs in a saved method file: `.npy` (a `[P, d]` prompt) or `.npz`.
 
     Raises:
-      ValueError: naming the file when it holds an unknown input, a non-finite
+      InputError: naming the file when it holds an unknown input, a non-finite
         float, or is no readable array file.
     """
     if not str(path).endswith(".npz"):
@@ -108,16 +109,16 @@ def load_inputs(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except FileNotFoundError as e:
         raise FileNotFoundError(f"Prompt file {path} does not exist.") from e
     except (ValueError, OSError) as e:
-        raise ValueError(f"Prompt file {path} is not a readable .npz archive: {e}") from e
+        raise InputError(f"Prompt file {path} is not a readable .npz archive: {e}") from e
     unknown = sorted(set(inputs) - set(MODEL_INPUTS))
     whole_file = any(set(inputs) == set(kind) for kind in WHOLE_FILE_KINDS)
     if (unknown or not inputs) and not whole_file:
-        raise ValueError(
+        raise InputError(
             f"Prompt file {path} holds arrays {sorted(inputs)}; a method file holds some of "
             f"{list(MODEL_INPUTS)} and nothing else, or exactly one of "
             f"{[list(kind) for kind in WHOLE_FILE_KINDS]}."
         )
     for name, x in inputs.items():
         if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-            raise ValueError(f"Prompt file {path}: {name} contains NaN or Inf values.")
+            raise InputError(f"Prompt file {path}: {name} contains NaN or Inf values.")
     return inputs
