@@ -19,6 +19,7 @@ import gin
 import seqio
 
 import prompt_tuning.tasks  # noqa: F401  (registers the tasks it shows)
+from prompt_tuning import configurables  # noqa: F401  (gin's data_options, bound by --data_dir, --source)
 from prompt_tuning.data import registry, sources
 from prompt_tuning.errors import InputError, RunError
 

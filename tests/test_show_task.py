@@ -86,7 +86,8 @@ def test_list_filters_names(capsys):
 
 @pytest.mark.slow
 def test_module_entry_point():
-    env = {**os.environ, "PROMPT_TUNING_DATA_DIR": str(DATA)}
+    """A fresh process: the flags bind gin's data_options, which the module registers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPT_TUNING_DATA")}
     result = subprocess.run(
         [
             sys.executable,
@@ -98,6 +99,7 @@ def test_module_entry_point():
             "validation",
             "-n",
             "2",
+            *FILES,
         ],
         capture_output=True,
         text=True,
