@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from prompt_tuning.errors import InputError
 from prompt_tuning.models.t5 import SCANNED_LAYERS, T5
 from prompt_tuning.prompts import PromptPosition
 
@@ -130,7 +131,7 @@ def _decoder(
 
 def _check_length(max_decode_length: int) -> None:
     if max_decode_length < 1:
-        raise ValueError(f"max_decode_length must be at least 1; got {max_decode_length}.")
+        raise InputError(f"max_decode_length must be at least 1; got {max_decode_length}.")
 
 
 def greedy_decode(
@@ -276,7 +277,7 @@ def beam_search(
     _check_length(max_decode_length)
     vocab = model.config.vocab_size
     if num_beams < 1 or 2 * num_beams > vocab:
-        raise ValueError(
+        raise InputError(
             f"num_beams must be in [1, vocab_size / 2 = {vocab // 2}]; got {num_beams}."
         )
     decoder = _decoder(

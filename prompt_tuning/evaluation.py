@@ -23,7 +23,7 @@ import seqio
 
 from prompt_tuning import decoding, methods
 from prompt_tuning.data import rank_classification
-from prompt_tuning.errors import RunError
+from prompt_tuning.errors import InputError, RunError
 from prompt_tuning.methods import is_query_file, pooled_query, resolve
 from prompt_tuning.models import T5, T5Config
 from prompt_tuning.specs import DataSpec, sub_tasks, task_labels
@@ -64,7 +64,7 @@ def load_examples(
             )
         )
     if not examples:
-        raise ValueError(f"Split {split!r} of task {task.name!r} has no examples.")
+        raise InputError(f"Split {split!r} of task {task.name!r} has no examples.")
     return examples
 
 
@@ -347,6 +347,31 @@ def _classification_metrics(
     return per_prompt, ensemble, texts
 
 
+def _label_scores(
+    t5: T5,
+    frozen: Any,
+    stack: Any,
+    task: seqio.Task,
+    examples: list[Example],
+    data: DataSpec,
+    position: str,
+) -> np.ndarray:
+    """`[N, len(examples), num_labels]` rank-classification scores of each stacked prompt."""
+    ids = rank_classification.label_target_ids(
+        task.name, task.output_features["targets"].vocabulary
+    )
+    return rank_classify(
+        t5,
+        frozen,
+        stack,
+        examples,
+        ids,
+        input_length=data.task_feature_lengths["inputs"],
+        batch_size=data.batch_size,
+        prompt_position=position,
+    )
+
+
 def evaluate_prompts(
     t5: T5,
     frozen: Any,
@@ -395,19 +420,7 @@ def evaluate_prompts(
         labels = task_labels(sub)
         scores = None
         if labels:
-            ids = rank_classification.label_target_ids(
-                sub.name, sub.output_features["targets"].vocabulary
-            )
-            scores = rank_classify(
-                t5,
-                frozen,
-                stack,
-                examples,
-                ids,
-                input_length=input_length,
-                batch_size=batch_size,
-                prompt_position=position,
-            )
+            scores = _label_scores(t5, frozen, stack, sub, examples, data, position)
             metrics, ensemble, texts = _classification_metrics(
                 sub, examples, scores, labels, prefix
             )

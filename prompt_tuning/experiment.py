@@ -264,7 +264,6 @@ def train(
     # A multi-task method gets (or is checked against) the names of the run's sub-tasks.
     method = methods.bind_tasks(method or methods.PromptTuning(), [t.name for t in sub_tasks(task)])
     replicated = partitioning.replicated(mesh)
-
     exported = functools.partial(_exported, method)
 
     def fresh() -> trainer.TrainState:
@@ -306,8 +305,7 @@ def train(
                 print_fn=print_fn,
             )  # fmt: skip
         writer.close()
-        checkpointer.wait()
-        checkpointer.close()
+        checkpointer.close()  # waits for the last save
         return exported(state.params)
 
 

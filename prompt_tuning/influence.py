@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from prompt_tuning.errors import InputError
+
 Loss = Callable[[jax.Array], jax.Array]  # flat parameters [n] -> scalar
 
 
@@ -63,7 +65,7 @@ def solve(
         hd = product(direction)
         curvature = float(direction @ hd)
         if curvature <= 0:
-            raise ValueError(
+            raise InputError(
                 f"The Hessian is not positive definite along a search direction (d^T H d = "
                 f"{curvature:.3g}); increase the damping."
             )

@@ -18,7 +18,7 @@ import numpy as np
 import prompt_tuning.tasks  # noqa: F401  (registers the tasks --task names)
 from prompt_tuning import checkpoints, prompts
 from prompt_tuning.data import class_labels, t5_vocabulary
-from prompt_tuning.errors import ToolExit
+from prompt_tuning.errors import InputError, ToolExit
 
 
 def nearest_tokens(
@@ -35,7 +35,7 @@ def nearest_tokens(
       `(ids [P, k], similarities [P, k])`, most similar first.
     """
     if prompt.shape[1] != embedding.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"Prompt width {prompt.shape[1]} differs from the embedding width {embedding.shape[1]}."
         )
     p = prompt / np.maximum(np.linalg.norm(prompt, axis=1, keepdims=True), 1e-12)

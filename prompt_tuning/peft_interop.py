@@ -25,7 +25,7 @@ from safetensors.numpy import load_file, save_file
 
 from prompt_tuning import prompts
 from prompt_tuning.checkpoints import CheckpointError, hf, hf_files
-from prompt_tuning.errors import ToolExit
+from prompt_tuning.errors import InputError, ToolExit
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -81,12 +81,12 @@ def export_adapter(prompt: np.ndarray, hf_model_dir: str, out_dir: str) -> str:
     """
     config = adapter_config(prompt.shape[0], hf_files.read_config(hf_model_dir), hf_model_dir)
     if prompt.ndim != 2 or prompt.shape[1] != config["token_dim"]:
-        raise ValueError(
+        raise InputError(
             f"Prompt shape {prompt.shape} does not fit {hf_model_dir}: "
             f"it needs [N, {config['token_dim']}] (d_model)."
         )
     if os.path.isdir(out_dir) and os.listdir(out_dir):
-        raise ValueError(f"Adapter folder {out_dir} exists and is not empty.")
+        raise InputError(f"Adapter folder {out_dir} exists and is not empty.")
     os.makedirs(out_dir, exist_ok=True)
     rows = np.zeros((SEQ2SEQ_SUBMODULES * prompt.shape[0], prompt.shape[1]), np.float32)
     rows[: prompt.shape[0]] = prompt
@@ -109,7 +109,7 @@ def import_adapter(adapter_dir: str) -> np.ndarray:
     embeddings = _read_prompt_embeddings(adapter_dir)
     n, width = config["num_virtual_tokens"], config.get("token_dim")
     if embeddings.ndim != 2 or embeddings.shape[0] < n or width not in (None, embeddings.shape[1]):
-        raise ValueError(
+        raise InputError(
             f"{adapter_dir}: {PROMPT_KEY} has shape {embeddings.shape}, which does not hold "
             f"num_virtual_tokens={n} rows of token_dim={width}."
         )
@@ -122,15 +122,15 @@ def _read_adapter_config(adapter_dir: str) -> dict[str, Any]:
         with open(path) as f:
             config = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: cannot read the adapter config ({e}).") from e
+        raise InputError(f"{path}: cannot read the adapter config ({e}).") from e
     found = (config.get("peft_type"), config.get("task_type"))
     if found != ("PROMPT_TUNING", "SEQ_2_SEQ_LM"):
-        raise ValueError(
+        raise InputError(
             f"{path}: peft_type/task_type are {found}; only seq2seq prompt tuning "
             "('PROMPT_TUNING', 'SEQ_2_SEQ_LM') carries a T5 encoder prompt."
         )
     if not isinstance(config.get("num_virtual_tokens"), int):
-        raise ValueError(f"{path}: num_virtual_tokens is missing or not an integer.")
+        raise InputError(f"{path}: num_virtual_tokens is missing or not an integer.")
     return config
 
 
@@ -146,9 +146,9 @@ def _read_prompt_embeddings(adapter_dir: str) -> np.ndarray:
         loaded = torch.load(torch_path, map_location="cpu", weights_only=True)
         tensors = {k: v.float().numpy() for k, v in loaded.items()}
     else:
-        raise ValueError(f"{adapter_dir}: has neither {WEIGHTS_FILE} nor {TORCH_WEIGHTS_FILE}.")
+        raise InputError(f"{adapter_dir}: has neither {WEIGHTS_FILE} nor {TORCH_WEIGHTS_FILE}.")
     if PROMPT_KEY not in tensors:
-        raise ValueError(f"{path}: no tensor {PROMPT_KEY!r}; found {sorted(tensors)}.")
+        raise InputError(f"{path}: no tensor {PROMPT_KEY!r}; found {sorted(tensors)}.")
     return tensors[PROMPT_KEY]
 
 

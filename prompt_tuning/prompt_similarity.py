@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from prompt_tuning import prompts
-from prompt_tuning.errors import ToolExit
+from prompt_tuning.errors import InputError, ToolExit
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -57,10 +57,10 @@ def rank_sources(
       ValueError: for an unknown metric, or a source whose width differs from the target's.
     """
     if metric not in METRICS:
-        raise ValueError(f"Unknown metric {metric!r}; choose one of {sorted(METRICS)}.")
+        raise InputError(f"Unknown metric {metric!r}; choose one of {sorted(METRICS)}.")
     for name, source in sources.items():
         if source.shape[1] != target.shape[1]:
-            raise ValueError(
+            raise InputError(
                 f"Source prompt {name} has width {source.shape[1]}; the target's is {target.shape[1]}."
             )
     scores = [(name, METRICS[metric](target, source)) for name, source in sources.items()]

@@ -70,7 +70,7 @@ def class_labels(
         (default: `sampled_vocab(embedding)`, as in the paper).
     """
     if not label_token_ids or any(len(ids) == 0 for ids in label_token_ids):
-        raise ValueError(f"Every class label needs at least one token; got {label_token_ids}.")
+        raise InputError(f"Every class label needs at least one token; got {label_token_ids}.")
     fallback = fallback or sampled_vocab(embedding)
     table = jnp.asarray(embedding, jnp.float32)
     label_rows = jnp.stack([table[jnp.asarray(ids)].mean(axis=0) for ids in label_token_ids])
@@ -141,7 +141,7 @@ def load_prompt(path: str | os.PathLike) -> np.ndarray:
 
 def _check_width(embedding: jax.Array, shape: tuple[int, int]) -> None:
     if embedding.shape[1] != shape[1]:
-        raise ValueError(
+        raise InputError(
             f"Prompt width {shape[1]} differs from the model's d_model {embedding.shape[1]}."
         )
 
@@ -182,7 +182,7 @@ def combine(
       `([batch, P + length, embed], [batch, P + length])`; prompt rows are never masked.
     """
     if position not in POSITIONS:
-        raise ValueError(f"Unknown prompt position {position!r}; choose one of {POSITIONS}.")
+        raise InputError(f"Unknown prompt position {position!r}; choose one of {POSITIONS}.")
     batch, length, _ = embedded.shape
     prompt = _per_example(prompt, batch).astype(embedded.dtype)
     num_prompt = prompt.shape[1]

@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 from prompt_tuning import input_pipeline, partitioning
-from prompt_tuning.errors import RunError
+from prompt_tuning.errors import InputError, RunError
 from prompt_tuning.methods import Method, ModelInputs, add_query, penalty
 from prompt_tuning.models import T5
 from prompt_tuning.run_dir import MetricsWriter, progress_line
@@ -197,7 +197,7 @@ def _split_microbatches(batch: Batch, num_microbatches: int) -> Batch:
 
     def split(x: jax.Array) -> jax.Array:
         if x.shape[0] % num_microbatches:
-            raise ValueError(
+            raise InputError(
                 f"Batch size {x.shape[0]} is not divisible into {num_microbatches} microbatches."
             )
         return x.reshape(num_microbatches, x.shape[0] // num_microbatches, *x.shape[1:])

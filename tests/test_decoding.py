@@ -1,4 +1,4 @@
-"""Greedy and beam search: cache vs. recomputation, transformers' generate, and beam scores."""
+"""Greedy and beam search: cache vs. recomputation, transformers' generate, beam scores, infer."""
 
 from __future__ import annotations
 
@@ -8,12 +8,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import seqio
+import tensorflow as tf
+import tiny
 import tolerances
 import torch
 from hf_t5 import CONFIGS, converted_params, hf_model, padded_tokens
 
-from prompt_tuning import decoding
+from prompt_tuning import decoding, evaluation, experiment
+from prompt_tuning.data.vocab import output_features, t5_vocabulary
+from prompt_tuning.errors import RunError
 from prompt_tuning.models import T5, init_params, stack_layers
+from prompt_tuning.specs import DataSpec, ModelSpec
 
 CONFIG = CONFIGS["t5_1_1"]
 MAX_LENGTH = 7
@@ -131,6 +137,38 @@ def _lengths(tokens: np.ndarray, eos: int) -> np.ndarray:
     return np.where(is_eos.any(-1), is_eos.argmax(-1) + 1, tokens.shape[-1])
 
 
+def _penalised_log_likelihood(
+    model: T5,
+    params: dict,
+    inputs: jax.Array,
+    tokens: np.ndarray,
+    *,
+    eos: int,
+    alpha: float,
+    **model_inputs: jax.Array,
+) -> np.ndarray:
+    """Beam search's score of given sequences, recomputed by teacher forcing.
+
+    Args:
+      model, params: the model that scores.
+      inputs: `[n, input_length]` encoder tokens.
+      tokens: `[n, T]` generated tokens (up to EOS, then 0).
+      eos: the EOS id; tokens after it do not count.
+      alpha: the length-penalty exponent.
+      **model_inputs: the prompt inputs of `T5.__call__` (`prompt`, `prompt_position`, ...).
+
+    Returns:
+      `[n]` log-likelihoods / `decoding.length_penalty`.
+    """
+    decoder_inputs = np.concatenate([np.zeros_like(tokens[:, :1]), tokens[:, :-1]], axis=1)
+    logits = model.apply({"params": params}, inputs, jnp.asarray(decoder_inputs), **model_inputs)
+    log_probs = np.asarray(jax.nn.log_softmax(logits))
+    token_logp = np.take_along_axis(log_probs, tokens[..., None], -1)[..., 0]
+    lengths = _lengths(tokens, eos)
+    in_sequence = np.arange(tokens.shape[1])[None] < lengths[:, None]
+    return (token_logp * in_sequence).sum(-1) / np.asarray(decoding.length_penalty(lengths, alpha))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("alpha", [0.0, 0.6])
 def test_beam_scores_are_penalised_log_likelihoods(alpha):
@@ -139,17 +177,10 @@ def test_beam_scores_are_penalised_log_likelihoods(alpha):
     tokens, scores = _beam(CONFIG, params, inputs, num_beams=beams, alpha=alpha, eos_id=eos)
 
     flat = tokens.reshape(-1, MAX_LENGTH)
-    decoder_inputs = np.concatenate([np.zeros_like(flat[:, :1]), flat[:, :-1]], axis=1)
-    logits = T5(CONFIG).apply(
-        {"params": params}, jnp.repeat(inputs, beams, axis=0), jnp.asarray(decoder_inputs)
-    )
-    token_logp = np.take_along_axis(np.asarray(jax.nn.log_softmax(logits)), flat[..., None], -1)[
-        ..., 0
-    ]
+    repeated = jnp.repeat(inputs, beams, axis=0)
+    expected = _penalised_log_likelihood(T5(CONFIG), params, repeated, flat, eos=eos, alpha=alpha)
     lengths = _lengths(flat, eos)
     in_sequence = np.arange(MAX_LENGTH)[None] < lengths[:, None]
-    log_likelihood = (token_logp * in_sequence).sum(-1)
-    expected = log_likelihood / np.asarray(decoding.length_penalty(lengths, alpha))
 
     np.testing.assert_allclose(scores.reshape(-1), expected, atol=1e-4)
     assert (np.diff(scores, axis=1) <= 0).all(), "beams are not sorted best first"
@@ -159,11 +190,14 @@ def test_beam_scores_are_penalised_log_likelihoods(alpha):
         assert len({tuple(beam) for beam in row}) == beams
 
 
+def _text(row: np.ndarray, vocabulary: seqio.Vocabulary) -> str:
+    """What a prediction record holds for generated tokens `[T]`: their text up to EOS (1)."""
+    row = list(np.asarray(row))
+    return vocabulary.decode(row[: row.index(1)] if 1 in row else row)
+
+
 def test_decoded_predictions_with_beams_are_the_best_beam():
     """evaluation.decoded_predictions: one beam is greedy decoding, more are beam search's best."""
-    from prompt_tuning import evaluation
-    from prompt_tuning.data.vocab import t5_vocabulary
-
     model, params = T5(CONFIG), init_params(CONFIG, jax.random.key(0))
     tokens = np.random.default_rng(0).integers(2, CONFIG.vocab_size, (3, 6)).astype(np.int32)
     examples = [evaluation.Example(inputs=row, target_text="", raw={}) for row in tokens]
@@ -174,13 +208,101 @@ def test_decoded_predictions_with_beams_are_the_best_beam():
         model, params, jnp.asarray(tokens), max_decode_length=5, num_beams=3
     )
 
-    def text(row):
-        row = list(np.asarray(row))
-        return vocabulary.decode(row[: row.index(1)] if 1 in row else row)
-
     got = evaluation.decoded_predictions(model, params, None, examples, vocabulary, **common)
-    assert got == [text(r) for r in greedy]
+    assert got == [_text(r, vocabulary) for r in greedy]
     got = evaluation.decoded_predictions(
         model, params, None, examples, vocabulary, num_beams=3, **common
     )
-    assert got == [text(r) for r in beams[:, 0]]
+    assert got == [_text(r, vocabulary) for r in beams[:, 0]]
+
+
+# ------------------------------------------------------------- infer.beam_size
+
+# A generation task (no class labels), so infer decodes instead of rank-classifying.
+COPY_TASK = "tiny_copy_test"
+COPY_EXAMPLES = 5
+BEAM_ALPHA = 0.6  # beam_search's default, which infer uses
+
+
+def _copy_dataset(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
+    del split, shuffle_files, seed
+    texts = tiny._examples("validation")["sentence"][:COPY_EXAMPLES]
+    return tf.data.Dataset.from_tensor_slices({"inputs": texts, "targets": texts})
+
+
+if COPY_TASK not in seqio.TaskRegistry.names():
+    seqio.TaskRegistry.add(
+        COPY_TASK,
+        source=seqio.FunctionDataSource(_copy_dataset, splits=["validation"]),
+        preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
+        output_features=output_features(),
+    )
+
+
+@pytest.fixture(scope="module")
+def infer_files(tmp_path_factory) -> tuple[str, str]:
+    """The tiny random checkpoint and a random prompt for it."""
+    root = tmp_path_factory.mktemp("infer")
+    prompt = root / "prompt.npy"
+    np.save(prompt, np.random.default_rng(0).uniform(-0.5, 0.5, (3, tiny.CONFIG.d_model)))
+    return str(tiny.write_checkpoint(root / "ckpt")), str(prompt)
+
+
+def _infer(infer_files: tuple[str, str], output_dir, beam_size: int) -> list[dict]:
+    checkpoint, prompt = infer_files
+    return experiment.infer(
+        model=ModelSpec(checkpoint_path=checkpoint),
+        # One batch holds every example, so each run decodes once.
+        data=DataSpec(COPY_TASK, {"inputs": 16, "targets": 6}, batch_size=8),
+        prompt_file=prompt,
+        output_dir=str(output_dir),
+        beam_size=beam_size,
+        print_fn=lambda _: None,
+    )
+
+
+def _record_decoding(monkeypatch) -> list[tuple[str, tuple, dict, object]]:
+    """`(name, args, kwargs, result)` of every greedy_decode / beam_search call from here on."""
+    calls = []
+
+    def spy(name: str, decode):
+        def recorded(*args, **kwargs):
+            calls.append((name, args, kwargs, decode(*args, **kwargs)))
+            return calls[-1][-1]
+
+        return recorded
+
+    for name in ("greedy_decode", "beam_search"):
+        monkeypatch.setattr(decoding, name, spy(name, getattr(decoding, name)))
+    return calls
+
+
+def test_infer_beam_size_gives_greedy_or_the_best_beam(infer_files, tmp_path, monkeypatch):
+    """beam_size=1 writes greedy decoding; 4 writes a top beam that scores at least as well."""
+    calls = _record_decoding(monkeypatch)
+    greedy_rows = _infer(infer_files, tmp_path / "greedy", beam_size=1)
+    beam_rows = _infer(infer_files, tmp_path / "beam", beam_size=4)
+    assert [name for name, *_ in calls] == ["greedy_decode", "beam_search"]
+    (_, (model, params, inputs), options, greedy), (*_, (beams, _)) = calls
+
+    vocabulary = t5_vocabulary()
+    texts = [_text(r, vocabulary) for r in greedy[:COPY_EXAMPLES]]
+    assert [row.pop("prediction") for row in greedy_rows] == texts
+    texts = [_text(r, vocabulary) for r in beams[:COPY_EXAMPLES, 0]]
+    assert [row.pop("prediction") for row in beam_rows] == texts
+    assert beam_rows == greedy_rows  # the same records (inputs, targets) besides the prediction
+
+    prompt = {**options["prompt"], "prompt_position": options["prompt_position"]}
+    score = functools.partial(
+        _penalised_log_likelihood, model, params, inputs, eos=1, alpha=BEAM_ALPHA, **prompt
+    )
+    greedy_score, beam_score = score(np.asarray(greedy)), score(np.asarray(beams[:, 0]))
+    assert (beam_score >= greedy_score - 1e-5).all(), (beam_score, greedy_score)
+    assert (beam_score > greedy_score + 1e-3).any(), "beam search never beat greedy decoding"
+
+
+@pytest.mark.parametrize("beam_size", [0, -1])
+def test_infer_refuses_a_bad_beam_size_before_writing(infer_files, tmp_path, beam_size):
+    with pytest.raises(RunError, match=r"infer\.beam_size must be a positive integer, got -?\d"):
+        _infer(infer_files, tmp_path, beam_size)
+    assert not any(tmp_path.iterdir())

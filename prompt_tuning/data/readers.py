@@ -25,6 +25,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from prompt_tuning.errors import InputError
+
 Example = dict[str, Any]
 TEXT = tf.TensorSpec([], tf.string)
 TEXTS = tf.TensorSpec([None], tf.string)
@@ -77,7 +79,7 @@ def _label_index(value: Any, label_names: Sequence[str]) -> int:
     """A JSON label (string or bool) -> its class index."""
     name = ("True" if value else "False") if isinstance(value, bool) else str(value)
     if name not in label_names:
-        raise ValueError(f"Label {value!r} is not one of {list(label_names)}.")
+        raise InputError(f"Label {value!r} is not one of {list(label_names)}.")
     return label_names.index(name)
 
 

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prompt_tuning.errors import InputError
 from prompt_tuning.methods.base import CODA_ARRAYS as ARRAYS
 from prompt_tuning.methods.base import QUERY, Batch, InitContext, ModelInputs, Params
 
@@ -76,7 +77,7 @@ def load_pool(path: str) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as loaded:
         arrays = {name: np.asarray(loaded[name], np.float32) for name in loaded.files}
     if set(arrays) != set(ARRAYS):
-        raise ValueError(
+        raise InputError(
             f"CodaPrompt.previous {path} holds {sorted(arrays)}, not a CODA-Prompt pool "
             f"({list(ARRAYS)})."
         )
@@ -99,7 +100,7 @@ class CodaPrompt:
             return {name: np.zeros(s, np.float32) for name, s in zip(ARRAYS, shapes, strict=True)}
         arrays = load_pool(self.previous)
         if arrays["coda_components"].shape[1:] != (length, d):
-            raise ValueError(
+            raise InputError(
                 f"CodaPrompt.previous {self.previous} has components "
                 f"{arrays['coda_components'].shape[1:]}; this run makes [{length}, {d}] "
                 "(PROMPT_LENGTH and the model must match the previous task's)."
@@ -108,7 +109,7 @@ class CodaPrompt:
 
     def init(self, rng: jax.Array, context: InitContext) -> Params:
         if self.components_per_task < 1:
-            raise ValueError(
+            raise InputError(
                 f"CodaPrompt.components_per_task must be >= 1, got {self.components_per_task}."
             )
         d = context.config.d_model

@@ -15,6 +15,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from prompt_tuning.errors import InputError
 from prompt_tuning.methods.base import Batch, InitContext, ModelInputs
 
 
@@ -28,7 +29,7 @@ class DeepPrompts:
     def _lengths(self, num_layers: int, length: int) -> tuple[int, ...]:
         lengths = tuple(self.lengths) if self.lengths else (length,) * num_layers
         if len(lengths) != num_layers or min(lengths) < 0 or max(lengths) < 1:
-            raise ValueError(
+            raise InputError(
                 f"DeepPrompts.lengths {lengths} must give one length >= 0 per encoder layer "
                 f"({num_layers}), at least one of them positive."
             )

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prompt_tuning.errors import InputError
 from prompt_tuning.methods.base import L2P_ARRAYS as ARRAYS
 from prompt_tuning.methods.base import QUERY, Batch, InitContext, ModelInputs, Params
 
@@ -61,7 +62,7 @@ class L2PPrompt:
 
     def init(self, rng: jax.Array, context: InitContext) -> Params:
         if not 1 <= self.top_k <= self.pool_size:
-            raise ValueError(
+            raise InputError(
                 f"L2PPrompt needs 1 <= top_k <= pool_size, got top_k={self.top_k}, "
                 f"pool_size={self.pool_size}."
             )
@@ -83,7 +84,7 @@ class L2PPrompt:
             arrays = {name: np.asarray(loaded[name]) for name in loaded.files}
         expected = (self.pool_size, context.length, context.config.d_model)
         if set(arrays) != set(ARRAYS) or arrays["l2p_prompts"].shape != expected:
-            raise ValueError(
+            raise InputError(
                 f"L2PPrompt.previous {self.previous} is not an L2P pool of prompts {expected}."
             )
         return {"prompts": arrays["l2p_prompts"], "keys": arrays["l2p_keys"]}

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prompt_tuning.errors import InputError
 from prompt_tuning.methods.base import (
     MULTI_TASK_ARRAYS,
     Batch,
@@ -46,7 +47,7 @@ TASK_PROMPTS, TASK_NAMES = MULTI_TASK_ARRAYS  # file arrays: `[T, P, d]` prompts
 
 def _check_composition(composition: str) -> None:
     if composition not in COMPOSITIONS:
-        raise ValueError(
+        raise InputError(
             f"Unknown multi-task composition {composition!r}; choose one of {COMPOSITIONS}."
         )
 
@@ -74,7 +75,7 @@ class MultiTaskPrompts:
 
     def init(self, rng: jax.Array, context: InitContext) -> Params:
         if not self.tasks:
-            raise ValueError(
+            raise InputError(
                 "MultiTaskPrompts.tasks is empty: name the tasks (or train on a mixture)."
             )
         _check_composition(self.composition)
@@ -91,7 +92,7 @@ class MultiTaskPrompts:
             ]
             return {"shared": shared, "task": jnp.stack(parts)}
         if self.rank < 1:
-            raise ValueError(f"MultiTaskPrompts.rank must be >= 1, got {self.rank}.")
+            raise InputError(f"MultiTaskPrompts.rank must be >= 1, got {self.rank}.")
         first = jnp.arange(self.rank) == 0
         u = jnp.broadcast_to(first.astype(jnp.float32), (num_tasks, length, self.rank))
         noise = jax.random.normal(task_rng, (num_tasks, self.rank, d))
@@ -108,7 +109,7 @@ class MultiTaskPrompts:
         if batch is None:
             return {TASK_PROMPTS: prompts, TASK_NAMES: np.asarray(list(self.tasks), np.str_)}
         if TASK_INDEX not in batch:
-            raise ValueError(
+            raise InputError(
                 f"MultiTaskPrompts needs each example's {TASK_INDEX!r} in the batch; "
                 f"the batch holds {sorted(batch)}."
             )
@@ -130,7 +131,7 @@ def bind_tasks(method: Method, task_names: Sequence[str]) -> Method:
         return dataclasses.replace(method, tasks=tuple(task_names))
     missing = [name for name in task_names if name not in method.tasks]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"MultiTaskPrompts.tasks {list(method.tasks)} has no prompt for {missing}, "
             "which the run's mixture holds: add them or leave MultiTaskPrompts.tasks empty."
         )
@@ -163,7 +164,7 @@ def task_inputs(
     names = np.asarray(stack[TASK_NAMES]).tolist()
     missing = [file_names for file_names in names if task not in file_names]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"The multi-task prompt holds prompts for tasks {missing[0]}, not for {task!r}: "
             "evaluate one of those tasks, or a mixture of them."
         )

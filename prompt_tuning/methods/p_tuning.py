@@ -14,6 +14,7 @@ import dataclasses
 import flax.linen as nn
 import jax
 
+from prompt_tuning.errors import InputError
 from prompt_tuning.methods.base import Batch, InitContext, ModelInputs, Params
 
 ENCODERS = ("lstm", "mlp")
@@ -52,7 +53,7 @@ class PTuning:
 
     def _module(self, features: int) -> PromptEncoder:
         if self.encoder not in ENCODERS:
-            raise ValueError(
+            raise InputError(
                 f"Unknown P-tuning encoder {self.encoder!r}; choose one of {ENCODERS}."
             )
         return PromptEncoder(self.encoder, self.hidden, features)

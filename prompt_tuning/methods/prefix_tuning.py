@@ -16,6 +16,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from prompt_tuning.errors import InputError
 from prompt_tuning.methods.base import Batch, InitContext, ModelInputs, Params
 from prompt_tuning.models import T5Config
 
@@ -36,7 +37,7 @@ class PrefixTuning:
         """Prefixed layers per stack, in the order the MLP's output lists them."""
         chosen = {"encoder": self.encoder, "decoder": self.decoder}
         if not any(chosen.values()):
-            raise ValueError("PrefixTuning needs encoder=True or decoder=True.")
+            raise InputError("PrefixTuning needs encoder=True or decoder=True.")
         return {name: getattr(config, count) for name, count in STACKS if chosen[name]}
 
     def init(self, rng: jax.Array, context: InitContext) -> Params:

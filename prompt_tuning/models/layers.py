@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from prompt_tuning.errors import InputError
 from prompt_tuning.models.config import T5Config
 
 Initializer = Callable[..., jax.Array]
@@ -329,7 +330,7 @@ class MlpBlock(nn.Module):
         hidden = None
         for i, name in enumerate(activations):
             if name not in ACTIVATIONS:
-                raise ValueError(
+                raise InputError(
                     f"Unknown MLP activation {name!r} in {activations}; known: {sorted(ACTIVATIONS)}."
                 )
             dense_name = "wi" if len(activations) == 1 else f"wi_{i}"

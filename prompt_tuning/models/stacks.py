@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prompt_tuning.errors import InputError
 from prompt_tuning.models.config import T5Config
 from prompt_tuning.models.layers import (
     EMBED,
@@ -152,7 +153,7 @@ def _apply_layers(
     """
     if config.remat_policy != "none":
         if config.remat_policy not in REMAT_POLICIES:
-            raise ValueError(
+            raise InputError(
                 f"Unknown remat_policy {config.remat_policy!r}; "
                 f"choose 'none' or one of {sorted(REMAT_POLICIES)}."
             )

@@ -177,6 +177,15 @@ def export(params: Params, model_dir: str, step: int, dtype: str) -> str:
     return checkpoints.save_t5x(host, model_dir, step)
 
 
+def _train_step(
+    config: T5Config, optimizer: optax.GradientTransformation, loss: trainer.LossConfig
+) -> Callable:
+    """The one trainer's step with every parameter trainable (dropout when the config has it)."""
+    return trainer.make_train_step(
+        trainer.full_objective(T5(config), loss), optimizer, dropout=config.dropout_rate > 0
+    )
+
+
 @gin.configurable
 def pretrain(
     *,
@@ -228,11 +237,7 @@ def pretrain(
         partitioning.check_batch_fits(batch_size, mesh)
     params = _starting_params(config, init_checkpoint, seed, init_embeddings)
     state = trainer.init_state(params, optimizer)
-    step_fn = trainer.make_train_step(
-        trainer.full_objective(T5(config), loss or trainer.LossConfig()),
-        optimizer,
-        dropout=config.dropout_rate > 0,
-    )
+    step_fn = _train_step(config, optimizer, loss or trainer.LossConfig())
     # The same lock as prompt training: two runs never write one MODEL_DIR.
     with run_lock.hold(model_dir, enabled=jax.process_index() == 0):
         # Not MODEL_DIR/state: a T5X reader would take MODEL_DIR for an Orbax checkpoint folder.

@@ -26,6 +26,8 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from prompt_tuning.errors import InputError
+
 NOISE_DENSITY = 0.15
 MEAN_NOISE_SPAN_LENGTH = 3.0
 # Documents joined per step of `chunk_tokens`: enough that the leftover chunk
@@ -147,7 +149,7 @@ def span_corruption_tokens_length(
 
     length = 2
     if not fits(length):
-        raise ValueError(
+        raise InputError(
             f"Feature lengths inputs={inputs_length}, targets={targets_length} are too short "
             "for span corruption."
         )
@@ -163,7 +165,7 @@ def chunk_tokens(dataset: tf.data.Dataset, chunk_length: int) -> tf.data.Dataset
     no text is dropped; pieces shorter than 2 tokens are, as they cannot be split.
     """
     if chunk_length < 2:
-        raise ValueError(f"chunk_length must be at least 2, got {chunk_length}.")
+        raise InputError(f"chunk_length must be at least 2, got {chunk_length}.")
     grouped = dataset.map(lambda ex: ex["targets"]).ragged_batch(_DOCUMENTS_PER_GROUP)
 
     def split(group: tf.RaggedTensor) -> tf.data.Dataset:
