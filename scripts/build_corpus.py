@@ -168,24 +168,47 @@ _POS = {"n": "noun", "v": "verb", "a": "adjective", "s": "adjective", "r": "adve
 _ADJ_MARKER = re.compile(r"\((?:a|p|ip)\)$")
 
 
-def wordnet_gloss(line: str) -> str:
-    """One `data.*` synset line -> `lemma, lemma (pos): definitions; "examples"`."""
+@dataclasses.dataclass(frozen=True)
+class Synset:
+    """The fields of one WordNet `data.*` line that the builders read."""
+
+    offset: str
+    lexicographer_file: int  # lexnames(5WN) number: 3 noun.Tops ... 43 verb.weather
+    pos: str  # noun, verb, adjective or adverb
+    lemmas: list[str]
+    gloss: str  # `definitions; "examples"`
+
+
+def synset(line: str) -> Synset:
+    """Parses one `data.*` synset line (`offset lex_filenum ss_type w_cnt word lex_id ... | gloss`)."""
     fields, bar, gloss = line.partition(" | ")
     parts = fields.split()
     if not bar or len(parts) < 4 or parts[2] not in _POS:
         raise ValueError(f"WordNet data line is malformed: {line[:80]!r}")
     count = int(parts[3], 16)
     lemmas = [_ADJ_MARKER.sub("", w).replace("_", " ") for w in parts[4 : 4 + 2 * count : 2]]
-    return clean(f"{', '.join(lemmas)} ({_POS[parts[2]]}): {gloss}")
+    return Synset(parts[0], int(parts[1]), _POS[parts[2]], lemmas, clean(gloss))
+
+
+def wordnet_gloss(line: str) -> str:
+    """One `data.*` synset line -> `lemma, lemma (pos): definitions; "examples"`."""
+    entry = synset(line)
+    return clean(f"{', '.join(entry.lemmas)} ({entry.pos}): {entry.gloss}")
+
+
+def synset_lines(root: Path, parts_of_speech: Sequence[str]) -> Iterator[str]:
+    """The synset lines of `data.<pos>` for each of `parts_of_speech`, in file order."""
+    for pos in parts_of_speech:
+        for line in read_text(root / "usr/share/wordnet" / f"data.{pos}").split("\n"):
+            # The licence header's lines start with two spaces.
+            if line.strip() and not line.startswith("  "):
+                yield line
 
 
 def wordnet(root: Path) -> Iterator[str]:
     """One line per synset of data.{noun,verb,adj,adv}, in file order."""
-    for pos in ("noun", "verb", "adj", "adv"):
-        for line in read_text(root / "usr/share/wordnet" / f"data.{pos}").split("\n"):
-            # The licence header's lines start with two spaces.
-            if line.strip() and not line.startswith("  "):
-                yield wordnet_gloss(line)
+    for line in synset_lines(root, ("noun", "verb", "adj", "adv")):
+        yield wordnet_gloss(line)
 
 
 # ------------------------------------------------------------------ movie train text

@@ -2,8 +2,8 @@
 
     python scripts/build_supervised.py [--out corpus/supervised] [--downloads DIR]
 
-Two TSV files (columns `idx, id, label, rating, text`, as the bundled sentiment
-tasks), from the `vaderSentiment==3.3.2` sdist (MIT, pinned by sha256):
+Three TSV files (columns `idx, id, label, rating, text`, as the bundled sentiment
+tasks); the first two from the `vaderSentiment==3.3.2` sdist (MIT, pinned by sha256):
 
   polarity_word.tsv   single words of VADER's lexicon (`vader_lexicon.txt`: each word's
                       mean of ten human valence ratings, -4..+4) with |mean| >= WORD_THRESHOLD;
@@ -14,7 +14,17 @@ tasks), from the `vaderSentiment==3.3.2` sdist (MIT, pinned by sha256):
                       <= -TONE_THRESHOLD negative), as PPT pseudo-labels general text;
                       classes balanced by keeping the first rows of each in hash order
 
-The third supervised task of the mixture, product reviews, reads the bundled
+and one from Debian's `wordnet-base` (the corpus's own pinned archive):
+
+  gloss_category.tsv  each noun and verb synset's lemmas and definition (no example
+                      sentences), labelled with the word of its lexicographer file
+                      (noun.person -> person, verb.motion -> motion; the `rating` column
+                      holds the file's name); noun.Tops, adjectives and adverbs left out;
+                      at most CATEGORY_PER_CLASS rows per label, in hash order. Its 36
+                      label words teach a decoder to name many classes (the second
+                      pretraining stage, tasks/pretraining.py: label_words_mixture)
+
+The last supervised task of the mixture, product reviews, reads the bundled
 `tasks/data/sentiment/product_*.tsv` files as they are. The movie-review labels
 and any label computed on movie-review text never enter: `movie_train.txt` is
 not read here. Needs the corpus (`python scripts/build_corpus.py`) first, in
@@ -35,6 +45,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from _sources import fetch, read_text, run_build, sha256_file, unpack, write_text
+from build_corpus import WORDNET, synset, synset_lines
 from build_sentiment import VADER
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,6 +62,61 @@ WORD_PATTERN = re.compile(r"^[a-z][a-z'-]*[a-z]$")
 TONE_THRESHOLD = 0.5
 TONE_MIN_WORDS, TONE_MAX_WORDS = 6, 40
 TONE_PER_CLASS = 20_000
+CATEGORY_PER_CLASS = 1000
+# WordNet's lexicographer files (lexnames(5WN)) that label gloss_category: the nouns
+# after noun.Tops (3) and the verbs; their word after the dot is the label.
+LEXICOGRAPHER_FILES = {
+    number: name
+    for number, name in enumerate(
+        [
+            "adj.all",
+            "adj.pert",
+            "adv.all",
+            "noun.Tops",
+            "noun.act",
+            "noun.animal",
+            "noun.artifact",
+            "noun.attribute",
+            "noun.body",
+            "noun.cognition",
+            "noun.communication",
+            "noun.event",
+            "noun.feeling",
+            "noun.food",
+            "noun.group",
+            "noun.location",
+            "noun.motive",
+            "noun.object",
+            "noun.person",
+            "noun.phenomenon",
+            "noun.plant",
+            "noun.possession",
+            "noun.process",
+            "noun.quantity",
+            "noun.relation",
+            "noun.shape",
+            "noun.state",
+            "noun.substance",
+            "noun.time",
+            "verb.body",
+            "verb.change",
+            "verb.cognition",
+            "verb.communication",
+            "verb.competition",
+            "verb.consumption",
+            "verb.contact",
+            "verb.creation",
+            "verb.emotion",
+            "verb.motion",
+            "verb.perception",
+            "verb.possession",
+            "verb.social",
+            "verb.stative",
+            "verb.weather",
+        ]
+    )
+    if number > 3 and name.startswith(("noun.", "verb."))
+}
 # A sentence ends at . ! or ? followed by space and an upper-case letter or a quote.
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z])")
 
@@ -104,6 +170,28 @@ def tone_rows(corpus: Path, analyser) -> list[tuple[str, str, str, str]]:
     return sorted(kept, key=lambda row: _hash("tone", row[0]))
 
 
+def category_rows(wordnet_root: Path) -> list[tuple[str, str, str, str]]:
+    """`(id, label, lexicographer file, 'lemmas: definition')`, at most CATEGORY_PER_CLASS a label.
+
+    The examples after the definition are dropped: they are sentences of the
+    corpus's own WordNet lines, and the definition alone names the category.
+    """
+    by_label: dict[str, list] = collections.defaultdict(list)
+    for line in synset_lines(wordnet_root, ("noun", "verb")):
+        entry = synset(line)
+        lexname = LEXICOGRAPHER_FILES.get(entry.lexicographer_file)
+        if lexname is None:
+            continue
+        label = lexname.split(".")[1]
+        definition = entry.gloss.split('; "')[0].strip()
+        row_id = f"data.{entry.pos}:{entry.offset}"
+        by_label[label].append((row_id, label, lexname, f"{', '.join(entry.lemmas)}: {definition}"))
+    kept = []
+    for rows in by_label.values():
+        kept += sorted(rows, key=lambda row: _hash("category", row[0]))[:CATEGORY_PER_CLASS]
+    return sorted(kept, key=lambda row: _hash("category", row[0]))
+
+
 def to_tsv(rows: Sequence[tuple[str, str, str, str]]) -> str:
     """Header plus `idx, id, label, rating, text` lines; texts hold no tabs or newlines."""
     lines = ["\t".join(COLUMNS)]
@@ -124,7 +212,7 @@ def _load_analyser(package_dir: Path):
 
 
 def build(out: Path, downloads: Path) -> dict:
-    """Writes the two TSVs and manifest.json into `out`; returns the manifest."""
+    """Writes the three TSVs and manifest.json into `out`; returns the manifest."""
     missing = [name for name in TONE_SOURCES if not (CORPUS / name).is_file()]
     if missing:
         raise FileNotFoundError(
@@ -133,13 +221,17 @@ def build(out: Path, downloads: Path) -> dict:
     package_dir = unpack(fetch(VADER, downloads), downloads / "vader") / (
         f"{VADER.name}-{VADER.version}"
     )
+    wordnet_root = unpack(fetch(WORDNET, downloads), downloads / "wordnet")
     files = {
         "polarity_word.tsv": word_rows(package_dir / "vaderSentiment" / "vader_lexicon.txt"),
         "tone_text.tsv": tone_rows(CORPUS, _load_analyser(package_dir)),
+        "gloss_category.tsv": category_rows(wordnet_root),
     }
     manifest: dict = {
         "source": {"registry": VADER.registry, "package": VADER.spec, "sha256": VADER.sha256,
                    "licence": VADER.licence},
+        "category_source": {"registry": WORDNET.registry, "package": WORDNET.spec,
+                            "sha256": WORDNET.sha256, "licence": WORDNET.licence},
         "corpus_sha256": {name: sha256_file(CORPUS / name) for name in TONE_SOURCES},
         "thresholds": {"word": WORD_THRESHOLD, "tone": TONE_THRESHOLD},
         "columns": list(COLUMNS),
@@ -150,8 +242,7 @@ def build(out: Path, downloads: Path) -> dict:
         labels = collections.Counter(row[1] for row in rows)
         manifest["files"][name] = {
             "examples": len(rows),
-            "negative": labels["negative"],
-            "positive": labels["positive"],
+            "labels": dict(sorted(labels.items())),
             "sha256": sha256_file(out / name),
         }
     write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
@@ -161,7 +252,7 @@ def build(out: Path, downloads: Path) -> dict:
 def main(argv: Sequence[str] | None = None) -> None:
     manifest = run_build(__doc__, DEFAULT_OUT, build, argv)
     for name, entry in manifest["files"].items():
-        print(f"{name}: {entry['examples']} (+{entry['positive']}/-{entry['negative']})")
+        print(f"{name}: {entry['examples']} examples, {len(entry['labels'])} labels")
 
 
 if __name__ == "__main__":

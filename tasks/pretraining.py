@@ -28,7 +28,17 @@ demo task's `sentiment sentence:`:
   shipped_t5_mixture
                    corpus_span_corruption_reviews + the three, at MIXTURE_RATES
 
-`scripts/build_supervised.py` writes the first two into `<corpus>/supervised/`.
+A second stage teaches the decoder to name many classes, not only two:
+
+  gloss_category   category gloss: chameleon, chamaeleon: lizard of Africa and Madagascar
+                   able to change skin colour ...                    -> animal
+                   (a WordNet noun or verb synset -> its lexicographer file's word,
+                   36 labels)
+  label_words_mixture
+                   shipped_t5_mixture's tasks + gloss_category, at LABEL_WORDS_RATES
+
+`scripts/build_supervised.py` writes polarity_word, tone_text and gloss_category
+into `<corpus>/supervised/`.
 """
 
 from __future__ import annotations
@@ -141,6 +151,56 @@ MIXTURE_RATES = {
 }
 
 
+# The second stage (the classes model): a quarter of every batch names a WordNet category,
+# the rest keeps stage one's tasks at their relative rates.
+CATEGORY_TASK = "gloss_category"
+LABEL_WORDS_MIXTURE = "label_words_mixture"
+LABEL_WORDS_RATES = {
+    **{name: 0.75 * rate for name, rate in MIXTURE_RATES.items()},
+    CATEGORY_TASK: 0.25,
+}
+# gloss_category's label words: the words of the WordNet lexicographer files that
+# scripts/build_supervised.py keeps (its LEXICOGRAPHER_FILES; the manifest's labels, tested).
+CATEGORY_LABELS = (
+    "act",
+    "animal",
+    "artifact",
+    "attribute",
+    "body",
+    "change",
+    "cognition",
+    "communication",
+    "competition",
+    "consumption",
+    "contact",
+    "creation",
+    "emotion",
+    "event",
+    "feeling",
+    "food",
+    "group",
+    "location",
+    "motion",
+    "motive",
+    "object",
+    "perception",
+    "person",
+    "phenomenon",
+    "plant",
+    "possession",
+    "process",
+    "quantity",
+    "relation",
+    "shape",
+    "social",
+    "state",
+    "stative",
+    "substance",
+    "time",
+    "weather",
+)
+
+
 def _supervised_lines(name: str, split: str, shuffle_files: bool, seed: int | None = None):
     """The data lines of `<corpus>/supervised/<name>.tsv` (built by scripts/build_supervised.py)."""
     del shuffle_files, seed  # one file; seqio's shuffle buffer mixes its hash-ordered rows
@@ -155,21 +215,29 @@ def _supervised_lines(name: str, split: str, shuffle_files: bool, seed: int | No
     return tf.data.TextLineDataset(str(path)).skip(1)
 
 
-def _register_supervised(name: str, source: seqio.DataSource, prefix: str, key: str) -> None:
+def _register_supervised(
+    name: str,
+    source: seqio.DataSource,
+    prefix: str,
+    key: str,
+    labels: tuple[str, ...] = LABELS,
+) -> None:
     if name in seqio.TaskRegistry.names():
         return
     bundled.register_tsv_classification(
-        name, source, prefix=prefix, field=key, columns=COLUMNS, label_names=LABELS
+        name, source, prefix=prefix, field=key, columns=COLUMNS, label_names=labels
     )
+
+
+def _corpus_source(name: str) -> seqio.DataSource:
+    return seqio.FunctionDataSource(functools.partial(_supervised_lines, name), splits=["train"])
 
 
 for _file, _prefix, _key in (("polarity_word", "polarity", "word"), ("tone_text", "tone", "text")):
-    _register_supervised(
-        _file,
-        seqio.FunctionDataSource(functools.partial(_supervised_lines, _file), splits=["train"]),
-        _prefix,
-        _key,
-    )
+    _register_supervised(_file, _corpus_source(_file), _prefix, _key)
+_register_supervised(
+    CATEGORY_TASK, _corpus_source(CATEGORY_TASK), "category", "gloss", CATEGORY_LABELS
+)
 _register_supervised(
     "product_review",
     seqio.TextLineDataSource(
@@ -184,5 +252,9 @@ _register_supervised(
     "product",
     "review",
 )
-if SHIPPED_MIXTURE not in seqio.MixtureRegistry.names():
-    seqio.MixtureRegistry.add(SHIPPED_MIXTURE, list(MIXTURE_RATES.items()))
+for _mixture, _rates in (
+    (SHIPPED_MIXTURE, MIXTURE_RATES),
+    (LABEL_WORDS_MIXTURE, LABEL_WORDS_RATES),
+):
+    if _mixture not in seqio.MixtureRegistry.names():
+        seqio.MixtureRegistry.add(_mixture, list(_rates.items()))

@@ -82,10 +82,46 @@ def test_sentences_split_at_stops_before_capitals(bs, tmp_path, monkeypatch):
 
 def test_manifest_records_the_files():
     manifest = json.loads((SUPERVISED / "manifest.json").read_text(encoding="utf-8"))
-    assert set(manifest["files"]) == {"polarity_word.tsv", "tone_text.tsv"}
+    assert set(manifest["files"]) == {"polarity_word.tsv", "tone_text.tsv", "gloss_category.tsv"}
     assert "movie_train.txt" not in manifest["corpus_sha256"]
     for entry in manifest["files"].values():
-        assert entry["examples"] == entry["positive"] + entry["negative"]
+        assert entry["examples"] == sum(entry["labels"].values())
+    assert list(manifest["files"]["tone_text.tsv"]["labels"]) == ["negative", "positive"]
+    categories = manifest["files"]["gloss_category.tsv"]["labels"]
+    assert max(categories.values()) == 1000
+    # The registered task's label set is the built file's.
+    import prompt_tuning.tasks.pretraining as tasks
+
+    assert tuple(categories) == tasks.CATEGORY_LABELS
+
+
+def _synset_line(offset: str, lex_file: int, pos: str, lemma: str, gloss: str) -> str:
+    return f"{offset} {lex_file:02d} {pos} 01 {lemma} 0 000 | {gloss}  "
+
+
+def test_category_rows_label_nouns_and_verbs_by_lexicographer_file(bs, tmp_path, monkeypatch):
+    """noun.person -> person; noun.Tops and adjectives are left out; examples are cut off."""
+    root = tmp_path / "usr/share/wordnet"
+    root.mkdir(parents=True)
+    licence = "  1 This software and database is being provided ...  \n"
+    (root / "data.noun").write_text(
+        licence
+        + _synset_line("00001740", 3, "n", "entity", "that which exists")
+        + "\n"
+        + _synset_line("10905703", 18, "n", "physicist", 'a scientist of physics; "he was one"')
+        + "\n",
+        encoding="utf-8",
+    )
+    (root / "data.verb").write_text(
+        _synset_line("01835496", 38, "v", "travel", "change location; move") + "\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(bs, "CATEGORY_PER_CLASS", 1)
+    rows = sorted(bs.category_rows(tmp_path))
+    assert rows == [
+        ("data.noun:10905703", "person", "noun.person", "physicist: a scientist of physics"),
+        ("data.verb:01835496", "motion", "verb.motion", "travel: change location; move"),
+    ]
 
 
 @pytest.mark.slow
@@ -138,4 +174,7 @@ def test_supervised_tasks_have_their_own_prefixes(tmp_path, monkeypatch):
     rates = {task.name: mixture.get_rate(task) for task in mixture.tasks}
     assert rates == tasks.MIXTURE_RATES
     assert not any(name.startswith("movie") for name in rates)
+    mixture = seqio.get_mixture_or_task(tasks.LABEL_WORDS_MIXTURE)
+    rates = {task.name: mixture.get_rate(task) for task in mixture.tasks}
+    assert rates == tasks.LABEL_WORDS_RATES and sum(rates.values()) == pytest.approx(1.0)
     np.testing.assert_allclose(sum(rates.values()), 1.0)
