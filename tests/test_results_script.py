@@ -86,10 +86,10 @@ def test_job_commands_parse(command):
 
 
 def test_wall_time_counts_overlapping_runs_once_and_skips_the_gaps_between_sessions():
-    import results_report
+    import results_runs
 
     two_at_a_time = [(0.0, 10.0), (2.0, 12.0), (12.0, 15.0)]
-    assert results_report.busy_seconds(two_at_a_time) == 15.0
+    assert results_runs.busy_seconds(two_at_a_time) == 15.0
     resumed_next_day = [(0.0, 10.0), (86_400.0, 86_405.0), (86_401.0, 86_403.0)]
-    assert results_report.busy_seconds(resumed_next_day) == 15.0
-    assert results_report.busy_seconds([]) == 0.0
+    assert results_runs.busy_seconds(resumed_next_day) == 15.0
+    assert results_runs.busy_seconds([]) == 0.0
