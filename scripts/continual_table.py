@@ -4,8 +4,8 @@
 
 Reads each run folder's `continual.json`, groups the runs by method and prints
 one markdown row per method: seeds, average final accuracy and average
-forgetting (mean +- standard deviation over seeds), then each method's mean
-accuracy matrix. `--heatmap` draws the mean matrices side by side.
+forgetting (mean +- standard deviation over seeds), one row per run, then each
+method's mean accuracy matrix. `--heatmap` draws the mean matrices side by side.
 """
 
 from __future__ import annotations
@@ -61,6 +61,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         forgetting = [r["summary"]["average_forgetting"] for r in records]
         seeds = ",".join(str(r["settings"]["seed"]) for r in records)
         print(f"| {method} | {seeds} | {_spread(final)} | {_spread(forgetting)} |")
+    print("\n| method | seed | average final accuracy | average forgetting | final row R[T-1] |")
+    print("|---|---|---|---|---|")
+    for method, records in sorted(runs.items()):
+        for r in sorted(records, key=lambda r: r["settings"]["seed"]):
+            summary = r["summary"]
+            print(f"| {method} | {r['settings']['seed']} | {summary['average_final_accuracy']:.1f} "
+                  f"| {summary['average_forgetting']:.1f} | "
+                  + " / ".join(f"{a:.1f}" for a in r["R"][-1]) + " |")  # fmt: skip
     for method, records in sorted(runs.items()):
         tasks = records[0]["settings"]["tasks"]
         print(f"\n{method}: mean R[i][j] (rows: after task i; columns: {', '.join(tasks)})")

@@ -30,7 +30,9 @@ def test_unknown_name_lists_what_is_shipped(tmp_path, monkeypatch):
         checkpoints.shipped_checkpoint("t5_1_1_huge")
 
 
-@pytest.mark.parametrize("name", [demo.SHIPPED_MODEL, "t5_tiny_multitask_2500"])
+@pytest.mark.parametrize(
+    "name", [demo.SHIPPED_MODEL, "t5_tiny_multitask_2500", "t5_tiny_multitask_classes"]
+)
 def test_the_shipped_models_load_through_both_readers(name):
     """`checkpoints.load` (format detected, config inferred) and the T5X msgpack + zarr reader agree."""
     path = checkpoints.shipped_checkpoint(name)

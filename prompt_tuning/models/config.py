@@ -92,6 +92,7 @@ CONFIGS: dict[str, T5Config] = {
     "t5_1_1_tiny": _t5_1_1(128, 512, 4, 4),
     "t5_tiny_multitask": _t5_1_1(128, 512, 4, 4).replace(logits_via_embedding=True),
     "t5_tiny_multitask_2500": _t5_1_1(128, 512, 4, 4).replace(logits_via_embedding=True),
+    "t5_tiny_multitask_classes": _t5_1_1(128, 512, 4, 4).replace(logits_via_embedding=True),
     "t5_1_0_small": _t5_1_0(512, 2048, 8, 6),
     "t5_1_0_base": _t5_1_0(768, 3072, 12, 12),
     "t5_1_0_large": _t5_1_0(1024, 4096, 16, 24),
