@@ -156,6 +156,10 @@ def test_supervised_tasks_have_their_own_prefixes(tmp_path, monkeypatch):
     (tmp_path / tasks.SUPERVISED_DIR / "tone_text.tsv").write_text(
         f"{header}\n0\tbrown.txt:1:0\tpositive\t0.9\tWe were glad to see them.\n", encoding="utf-8"
     )
+    (tmp_path / tasks.SUPERVISED_DIR / "gloss_category.tsv").write_text(
+        f"{header}\n0\tdata.noun:1\tperson\tnoun.person\tphysicist: a scientist of physics\n",
+        encoding="utf-8",
+    )
     monkeypatch.setenv(tasks.CORPUS_ENV, str(tmp_path))
     vocab = t5_vocabulary()
 
@@ -168,6 +172,10 @@ def test_supervised_tasks_have_their_own_prefixes(tmp_path, monkeypatch):
 
     assert first("polarity_word") == ("polarity word: grieving", "negative")
     assert first("tone_text") == ("tone text: We were glad to see them.", "positive")
+    assert first("gloss_category") == (
+        "category gloss: physicist: a scientist of physics",
+        "person",
+    )
     inputs, target = first("product_review")
     assert inputs.startswith("product review: ") and target in tasks.LABELS
     mixture = seqio.get_mixture_or_task(tasks.SHIPPED_MIXTURE)
