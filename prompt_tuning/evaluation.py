@@ -68,7 +68,8 @@ def load_examples(
     return examples
 
 
-def _pad(rows: Sequence[np.ndarray], length: int) -> np.ndarray:
+def pad(rows: Sequence[np.ndarray], length: int) -> np.ndarray:
+    """`[len(rows), length]` int32 token rows, cut to `length` and zero-padded."""
     out = np.zeros((len(rows), length), np.int32)
     for i, row in enumerate(rows):
         out[i, : len(row)] = row[:length]
@@ -86,8 +87,8 @@ def scoring_batch(
     `decoder_loss_weights`, each `[n*L, max_label_length]`.
     """
     target_length = max(len(ids) for ids in label_ids)
-    encoder = _pad([x for x in inputs for _ in label_ids], input_length)
-    targets = _pad([np.asarray(ids) for _ in inputs for ids in label_ids], target_length)
+    encoder = pad([x for x in inputs for _ in label_ids], input_length)
+    targets = pad([np.asarray(ids) for _ in inputs for ids in label_ids], target_length)
     decoder_inputs = np.concatenate([np.zeros_like(targets[:, :1]), targets[:, :-1]], axis=1)
     return {
         "encoder_input_tokens": encoder,
@@ -211,7 +212,7 @@ def decoded_predictions(
     for start in range(0, len(examples), batch_size):
         chunk = [ex.inputs for ex in examples[start : start + batch_size]]
         padded = chunk + [chunk[-1]] * (batch_size - len(chunk))
-        inputs = jnp.asarray(_pad(padded, input_length))
+        inputs = jnp.asarray(pad(padded, input_length))
         options = {
             "max_decode_length": max_decode_length,
             "prompt": _pool_prompts(model, frozen, prompt, inputs),

@@ -21,7 +21,7 @@ import numpy as np
 import seqio
 
 import prompt_tuning.tasks  # noqa: F401  (registers the tasks --tasks names)
-from prompt_tuning import checkpoints
+from prompt_tuning import checkpoints, evaluation
 from prompt_tuning.methods import coda_prompt
 from prompt_tuning.methods.query import pooled_query
 from prompt_tuning.models import T5
@@ -29,14 +29,8 @@ from prompt_tuning.models import T5
 
 def encoder_inputs(task: str, examples: int, length: int) -> np.ndarray:
     """`[examples, length]` validation inputs of `task`, zero-padded."""
-    dataset = seqio.get_mixture_or_task(task).get_dataset(
-        {"inputs": length, "targets": 8}, split="validation", shuffle=False, num_epochs=1
-    )
-    rows = [ex["inputs"] for ex in dataset.take(examples).as_numpy_iterator()]
-    tokens = np.zeros((len(rows), length), np.int32)
-    for i, row in enumerate(rows):
-        tokens[i, : len(row)] = row
-    return tokens
+    rows = evaluation.load_examples(seqio.get_mixture_or_task(task), "validation", length, examples)
+    return evaluation.pad([row.inputs for row in rows], length)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

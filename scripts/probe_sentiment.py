@@ -69,7 +69,7 @@ def _labelled(task, split: str, count: int) -> tuple[np.ndarray, np.ndarray]:
     classes = sorted(set(targets))
     if len(classes) != 2:
         raise ValueError(f"{task.name} {split}: the probe needs two classes, found {classes}.")
-    tokens = evaluation._pad([ex.inputs for ex in examples], INPUT_LENGTH)
+    tokens = evaluation.pad([ex.inputs for ex in examples], INPUT_LENGTH)
     return tokens, np.array([t == classes[1] for t in targets])
 
 
